@@ -1,0 +1,127 @@
+"""The `clogs` command line (also `python streaming_process.py ...`): one entry for every job.
+
+Flags override the CLOGS_* settings of app/settings.py.  Heavy imports (torch, faust) happen
+inside each command so that `--help` is instant.
+"""
+import argparse
+import json
+import sys
+
+from app import settings
+
+
+def cmd_train(args):
+    from model.data import load_lines
+    from model.normalise import Normaliser
+    from model.train import train
+
+    try:
+        items = load_lines(args.input, labels=args.labels, normal_only=True)
+    except FileNotFoundError as exc:
+        sys.exit(f"clogs train: {exc}")
+    normaliser = Normaliser.from_file(args.rules) if args.rules else None
+    print(f"training on {len(items)} lines from {len(args.input)} input(s) -> {args.out}")
+    try:
+        scorer = train([line for line, _ in items], out_dir=args.out, normaliser=normaliser, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, max_len=args.max_len, seed=args.seed,
+                       val_fraction=args.val_fraction, device=args.device, hidden_dim=args.hidden_dim,
+                       embed_dim=args.embed_dim, latent_dim=args.latent_dim, max_vocab=args.max_vocab)
+    except (ValueError, RuntimeError) as exc:
+        sys.exit(f"clogs train: {exc}")
+    cal = scorer.calibration
+    print(f"vocabulary {len(scorer.vocab)} tokens; calibration mean {cal['mean']:.3f} std {cal['std']:.3f} "
+          f"(threshold at factor {settings.FACTOR}: {cal['mean'] + settings.FACTOR * cal['std']:.3f})")
+    print(f"wrote {args.out}/model.pth, vocab_full.json, config.json")
+
+
+def cmd_evaluate(args):
+    from model import CheckpointError, Scorer
+    from model.evaluate import evaluate
+
+    try:
+        scorer = Scorer.from_checkpoint(args.checkpoint_dir, device=args.device)
+        result, top = evaluate(scorer, args.input, args.out_dir, factor=args.factor, top=args.top, labels=args.labels)
+    except (CheckpointError, FileNotFoundError) as exc:
+        sys.exit(f"clogs evaluate: {exc}")
+    print(f"\n{result['n']} lines, threshold {result['threshold']:.3f} (mean {result['mean']:.3f} + "
+          f"{args.factor} x std {result['std']:.3f}), {result['n_anomalies']} anomalies")
+    if "roc_auc" in result:
+        print(f"precision {result['precision']:.3f} recall {result['recall']:.3f} F1 {result['f1']:.3f} | "
+              f"ROC-AUC {result['roc_auc']:.3f} PR-AUC {result['pr_auc']:.3f} best F1 {result['best_f1']:.3f}")
+    print(f"\ntop {len(top)} lines by score:")
+    for row, flag in top:
+        r = row["result"]
+        mark = "ANOMALY" if flag else "       "
+        print(f"  {mark} {r.score:7.3f}  line {row['line_no']:>6}  [{', '.join(r.top_tokens)}]  {row['line'][:100]}")
+    print(f"\nwrote {args.out_dir}/test_anomaly_results.csv, anomalies_only.csv, metrics.json, score_hist.png")
+
+
+def cmd_score(args):
+    from model import CheckpointError, Scorer
+
+    try:
+        scorer = Scorer.from_checkpoint(args.checkpoint_dir)
+    except CheckpointError as exc:
+        sys.exit(f"clogs score: {exc}")
+    lines = args.line or [line.rstrip("\n") for line in sys.stdin]
+    for line, r in zip(lines, scorer.score_batch(lines)):
+        print(json.dumps({"score": round(r.score, 4), "tokens": r.tokens, "unknown": r.unknown,
+                          "top_tokens": r.top_tokens, "line": line}))
+
+
+def add_model_commands(sub):
+    p = sub.add_parser("train", help="train the LSTM autoencoder on log files or folders")
+    p.add_argument("--input", nargs="+", required=True, help="files or folders (recursive)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--max-len", type=int, default=64, help="tokens per line (longer lines are truncated)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--labels", choices=["none", "loghub"], default="none",
+                   help="loghub: first field is a label ('-' = normal); only normal lines are trained on")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--embed-dim", type=int, default=64)
+    p.add_argument("--hidden-dim", type=int, default=128)
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--max-vocab", type=int, default=5000)
+    p.add_argument("--rules", help="JSON file of normaliser rules to add or override")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a file offline: report, CSVs, metrics.json, histogram")
+    p.add_argument("--input", required=True)
+    p.add_argument("--checkpoint-dir", default=settings.CHECKPOINT_DIR)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--factor", type=float, default=settings.FACTOR)
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--labels", choices=["none", "loghub"], default="none")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score", help="score lines given as arguments or on stdin (JSON per line)")
+    p.add_argument("line", nargs="*")
+    p.add_argument("--checkpoint-dir", default=settings.CHECKPOINT_DIR)
+    p.set_defaults(func=cmd_score)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="clogs", description="clogs: streaming log-anomaly detection")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_model_commands(sub)
+    try:
+        from app.streaming_cli import add_streaming_commands
+    except ImportError:  # pragma: no cover
+        add_streaming_commands = None
+    if add_streaming_commands:
+        add_streaming_commands(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

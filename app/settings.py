@@ -1,0 +1,80 @@
+"""All of clogs' configuration, in one place.
+
+Every setting is read from an environment variable prefixed ``CLOGS_`` with a default
+that works on a laptop with the local services (``scripts/services up``).  Command-line
+flags override these values (see ``app.cli``).  This module imports nothing outside the
+standard library so that ``scripts/services`` can read it before any package is installed.
+"""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name, default):
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_float(name, default):
+    value = _env(name, None)
+    return default if value is None else float(value)
+
+
+def _env_int(name, default):
+    value = _env(name, None)
+    return default if value is None else int(value)
+
+
+# --- Kafka / Faust ---------------------------------------------------------------
+BROKER = _env("CLOGS_BROKER", "kafka://127.0.0.1:9092")
+APP_ID = _env("CLOGS_APP_ID", "clogs")
+TOPIC = _env("CLOGS_TOPIC", "clogs-logs")
+PARTITIONS = _env_int("CLOGS_PARTITIONS", 4)
+WEB_PORT = _env_int("CLOGS_WEB_PORT", 6066)
+DATA_DIR = _env("CLOGS_DATA_DIR", str(ROOT / ".clogs-data"))
+TABLE_STORE = _env("CLOGS_STORE", "rocksdb://")
+
+# --- Elasticsearch -----------------------------------------------------------------
+ES_URL = _env("CLOGS_ES_URL", "http://127.0.0.1:9200")
+ES_USER = _env("CLOGS_ES_USER", None)
+ES_PASSWORD = _env("CLOGS_ES_PASSWORD", None)
+ES_API_KEY = _env("CLOGS_ES_API_KEY", None)
+ES_CA_CERTS = _env("CLOGS_ES_CA_CERTS", None)
+INDEX = _env("CLOGS_INDEX", "mozilla-clogs-index")
+ANOMALIES_ONLY = _env("CLOGS_ANOMALIES_ONLY", "0") not in ("0", "false", "no")
+
+# --- Model and thresholds ----------------------------------------------------------
+CHECKPOINT_DIR = _env("CLOGS_CHECKPOINT_DIR", "checkpoints")
+FACTOR = _env_float("CLOGS_FACTOR", 3.0)
+THRESHOLD = _env("CLOGS_THRESHOLD", None)  # unset = dynamic per-source threshold
+THRESHOLD = None if THRESHOLD is None else float(THRESHOLD)
+WARMUP_LINES = _env_int("CLOGS_WARMUP_LINES", 200)
+DEVICE = _env("CLOGS_DEVICE", "cpu")
+TORCH_THREADS = _env_int("CLOGS_TORCH_THREADS", 0)  # 0 = torch's default
+BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 256)
+BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.5)
+MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
+
+# --- Local services (scripts/services) ---------------------------------------------
+SERVICES_DIR = _env("CLOGS_SERVICES_DIR", str(ROOT / ".services"))
+KAFKA_PORT = _env_int("CLOGS_KAFKA_PORT", 9092)
+KAFKA_CONTROLLER_PORT = _env_int("CLOGS_KAFKA_CONTROLLER_PORT", 9093)
+KAFKA_HEAP = _env("CLOGS_KAFKA_HEAP", "512m")
+ES_PORT = _env_int("CLOGS_ES_PORT", 9200)
+ES_TRANSPORT_PORT = _env_int("CLOGS_ES_TRANSPORT_PORT", 9300)
+ES_HEAP = _env("CLOGS_ES_HEAP", "1g")
+SERVICES_TIMEOUT = _env_int("CLOGS_SERVICES_TIMEOUT", 120)
+
+
+def kafka_bootstrap(broker=None):
+    """`kafka://h1:9092;h2:9092` (Faust's form) -> `h1:9092,h2:9092` (aiokafka's form)."""
+    broker = broker or BROKER
+    servers = []
+    for part in broker.replace(";", ",").split(","):
+        part = part.strip()
+        if "://" in part:
+            part = part.split("://", 1)[1]
+        if part:
+            servers.append(part)
+    return ",".join(servers)

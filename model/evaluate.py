@@ -1,0 +1,107 @@
+"""Offline evaluation (the seed's notebook as a command): score a file, report, plot, write CSVs.
+
+Threshold = mean + factor x std of the checkpoint's calibration statistics (the training
+lines' scores with leave-one-out unknown tokens, see model/train.py), the same statistics a
+streaming source uses during warm-up.  The scores of the evaluated file itself are reported
+beside them (``file_mean``, ``file_std``) but do not set the threshold: an evaluated file
+full of anomalies must not hide them by raising its own bar.
+"""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import metrics
+from .data import read_lines
+
+CHUNK = 2048
+
+
+def score_file(scorer, path, labels="none", progress=True):
+    rows, batch = [], []
+
+    def flush():
+        for (line_no, line, label), result in zip(batch, scorer.score_batch([b[1] for b in batch])):
+            rows.append({"line_no": line_no, "line": line, "label": label, "result": result})
+        batch.clear()
+
+    for item in tqdm(read_lines(path, labels), desc=f"scoring {Path(path).name}", unit=" lines", disable=not progress):
+        batch.append(item)
+        if len(batch) >= CHUNK:
+            flush()
+    if batch:
+        flush()
+    return rows
+
+
+def threshold_from(calibration, factor):
+    return calibration["mean"] + factor * calibration["std"]
+
+
+def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", progress=True):
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        raise FileNotFoundError(f"input not found: {input_path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = score_file(scorer, input_path, labels, progress)
+    scores = np.array([r["result"].score for r in rows])
+    cal = scorer.calibration or {"mean": float(scores.mean()), "std": float(scores.std())}
+    threshold = threshold_from(cal, factor)
+    flags = scores > threshold
+    result = {"n": len(rows), "mean": cal["mean"], "std": cal["std"], "threshold": threshold, "factor": factor,
+              "n_anomalies": int(flags.sum()), "statistics": "checkpoint calibration",
+              "file_mean": float(scores.mean()) if len(rows) else 0.0,
+              "file_std": float(scores.std()) if len(rows) else 0.0,
+              "model_version": scorer.model_version, "input": str(input_path)}
+    if labels == "loghub":
+        y = np.array([r["label"] != "-" for r in rows])
+        result.update({k: v for k, v in metrics.at_threshold(y, scores, threshold).items()})
+        result["roc_auc"] = metrics.roc_auc(y, scores)
+        result["pr_auc"] = metrics.pr_auc(y, scores)
+        result["best_f1"], result["best_f1_threshold"] = metrics.best_f1(y, scores)
+        result["n_labelled_anomalies"] = int(y.sum())
+    write_csv(out / "test_anomaly_results.csv", rows, flags, labels)
+    write_csv(out / "anomalies_only.csv", [r for r, f in zip(rows, flags) if f], [True] * int(flags.sum()), labels)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    plot_histogram(out / "score_hist.png", scores, threshold, input_path.name,
+                   [r["label"] != "-" for r in rows] if labels == "loghub" else None)
+    ranked = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
+    return result, [(rows[i], bool(flags[i])) for i in ranked]
+
+
+def write_csv(path, rows, flags, labels):
+    columns = ["line_no", "score", "is_anomaly", "unknown", "top_tokens", "line"] + (["label"] if labels != "none" else [])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row, flag in zip(rows, flags):
+            r = row["result"]
+            values = [row["line_no"], f"{r.score:.6f}", bool(flag), r.unknown, " ".join(r.top_tokens), row["line"]]
+            writer.writerow(values + ([row["label"]] if labels != "none" else []))
+
+
+def plot_histogram(path, scores, threshold, title, anomalous=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bins = np.linspace(0, max(float(np.max(scores, initial=1.0)), threshold) * 1.05, 60)
+    if anomalous is not None:
+        a = np.asarray(anomalous, dtype=bool)
+        ax.hist(scores[~a], bins=bins, alpha=0.7, label="normal (label -)")
+        ax.hist(scores[a], bins=bins, alpha=0.7, label="anomalous (labelled)")
+    else:
+        ax.hist(scores, bins=bins, alpha=0.8, label="lines")
+    ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:.2f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("anomaly score (reconstruction loss + novelty)")
+    ax.set_ylabel("lines (log scale)")
+    ax.set_title(f"Score distribution: {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

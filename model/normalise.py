@@ -1,0 +1,84 @@
+"""Normalisation: masks the volatile parts of a log line and splits it into tokens.
+
+The rules are an ordered list of (name, regex, placeholder).  Order matters: composite
+shapes (timestamps, addresses, ids) are masked before their parts (numbers) would be.
+Users can add or override rules with a JSON file: a list of
+``{"name": ..., "pattern": ..., "token": ...}``; a rule with an existing name replaces it
+in place, a new name is inserted before the generic ``number`` rules.
+Tokenisation is whitespace splitting, as in the seed; a digit run left inside a token
+(``R02-M1`` or ``node-246``) is masked inside the token so that the shape survives.
+"""
+import json
+import re
+from pathlib import Path
+
+RULES_VERSION = 1
+
+# (name, pattern, placeholder) -- applied in this order
+DEFAULT_RULES = [
+    ("uuid", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<UUID>"),
+    ("iso8601", r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<TS>"),
+    ("bgl_timestamp", r"\b\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}\.\d+\b", "<TS>"),
+    ("weekday_timestamp", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2} \d{2}:\d{2}:\d{2} \d{4}\b", "<TS>"),
+    ("syslog_timestamp", r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}\b", "<TS>"),
+    ("hdfs_timestamp", r"^\d{6} \d{6}\b", "<TS>"),
+    ("date", r"\b\d{4}[-./]\d{1,2}[-./]\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b", "<DATE>"),
+    ("time", r"\b\d{1,2}:\d{2}:\d{2}(?:[.,:]\d+)?\b", "<TIME>"),
+    ("epoch", r"\b1[0-9]{9}(?:\.\d+)?\b", "<EPOCH>"),
+    ("ipv6", r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])|(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*)?(?![\w:])", "<IP>"),
+    ("ipv4", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?![\d.])", "<IP>"),
+    ("block_id", r"\bblk_-?\d+\b", "<BLK>"),
+    ("pid", r"(?<=\w)\[\d+\]", "[<PID>]"),
+    ("hex", r"\b0[xX][0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "<HEX>"),
+    ("path", r"(?<![\w<])(?:/[\w.$@~+-]+){2,}/?", "<PATH>"),
+    ("long_id", r"\b\d{6,}\b", "<ID>"),
+    ("number", r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?![\w>])", "<NUM>"),
+    ("inner_number", r"\d+", "<N>"),
+]
+
+_GENERIC = {"long_id", "number", "inner_number"}
+
+
+class Normaliser:
+    """Masks volatile fields with placeholder tokens and splits on whitespace."""
+
+    def __init__(self, rules=None):
+        self.rules = list(rules if rules is not None else DEFAULT_RULES)
+        self._compiled = [(name, re.compile(pattern), token) for name, pattern, token in self.rules]
+
+    @classmethod
+    def from_file(cls, path, base=None):
+        """Default rules (or ``base``) with the rules of a JSON file added or overriding."""
+        path = Path(path)
+        try:
+            extra = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"normaliser rules file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"normaliser rules file {path} is not valid JSON: {exc}") from None
+        rules = list(base if base is not None else DEFAULT_RULES)
+        for item in extra:
+            try:
+                rule = (item["name"], item["pattern"], item["token"])
+                re.compile(rule[1])
+            except (KeyError, TypeError, re.error) as exc:
+                raise ValueError(f"bad rule {item!r} in {path}: {exc}; expected "
+                                 '{"name": ..., "pattern": <regex>, "token": <placeholder>}') from None
+            names = [r[0] for r in rules]
+            if rule[0] in names:
+                rules[names.index(rule[0])] = rule
+            else:
+                first_generic = next(i for i, r in enumerate(rules) if r[0] in _GENERIC)
+                rules.insert(first_generic, rule)
+        return cls(rules)
+
+    def mask(self, line):
+        for _name, regex, token in self._compiled:
+            line = regex.sub(token, line)
+        return line
+
+    def tokenize(self, line):
+        return self.mask(line).split()
+
+    def to_json(self):
+        return [{"name": n, "pattern": p, "token": t} for n, p, t in self.rules]

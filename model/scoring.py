@@ -1,0 +1,171 @@
+"""The one inference path: ``Scorer.score_batch(lines) -> [LineScore]``.
+
+Used by the CLI, the Faust worker and the benchmarks alike.
+
+Score of a line = mean reconstruction cross-entropy over its tokens
+                  + ``log |V|`` for every token outside the vocabulary.
+A never-seen token is the strongest hint of novelty, but the autoencoder reconstructs the
+single ``<unk>`` id easily, which would make novel lines look normal; the penalty (the loss
+of a uniform guess over the vocabulary) puts it back.  The per-token losses, with the same
+penalty, give ``top_tokens``: the tokens that explain the score.
+
+Inference sorts a batch by length and pads each chunk only to its longest line; scores are
+the same as with fixed-length padding (tests/test_model.py).  Lines repeat a lot once
+normalised, so results are cached by token sequence (LRU, ``cache_size``; 0 disables it).
+"""
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+
+from . import checkpoint
+from .vocab import PAD_ID, UNK_ID
+
+MAX_LINE_CHARS = 64_000  # a longer line is cut before normalisation (a 1 MB line is never a crash)
+TOP_K = 3
+BOS = "<s>"
+
+
+@dataclass
+class LineScore:
+    score: float
+    tokens: int
+    unknown: int
+    top_tokens: list = field(default_factory=list)
+    top_losses: list = field(default_factory=list)
+    truncated: bool = False
+
+
+class Scorer:
+    def __init__(self, model, vocab, normaliser, config=None, device="cpu", threads=0, chunk_size=512,
+                 cache_size=100_000):
+        self.model = model.to(device).eval()
+        self.vocab = vocab
+        self.normaliser = normaliser
+        self.config = dict(config or {})
+        self.device = device
+        self.max_len = int(self.config.get("max_len", 64))
+        self.chunk_size = chunk_size
+        self.unknown_penalty = math.log(len(vocab))
+        self.novelty = self.config.get("novelty") or {}
+        self.calibration = self.config.get("calibration", {})
+        self.model_version = self.config.get("model_version", "unversioned")
+        self.cache_size = cache_size
+        self._cache = OrderedDict()
+        if threads:
+            torch.set_num_threads(threads)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint_dir="checkpoints", device="cpu", threads=0, **kwargs):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, vocab, normaliser, config = checkpoint.load(checkpoint_dir, device=device)
+        return cls(model, vocab, normaliser, config, device=device, threads=threads, **kwargs)
+
+    # -- preparation ------------------------------------------------------------------
+    def prepare(self, line):
+        """Line (str or bytes) -> (tokens kept, truncated?)."""
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", errors="replace")
+        truncated = len(line) > MAX_LINE_CHARS
+        tokens = self.normaliser.tokenize(line[:MAX_LINE_CHARS])
+        if len(tokens) > self.max_len:
+            tokens, truncated = tokens[: self.max_len], True
+        return tokens, truncated
+
+    # -- scoring ----------------------------------------------------------------------
+    def score_batch(self, lines):
+        """One LineScore per input line, in order; empty lines score 0 with 0 tokens."""
+        prepared = [self.prepare(line) for line in lines]
+        results = [None] * len(lines)
+        todo = {}
+        for i, (tokens, truncated) in enumerate(prepared):
+            if not tokens:
+                results[i] = LineScore(0.0, 0, 0, [], [], truncated)
+                continue
+            key = tuple(tokens)
+            hit = self._cache.get(key) if self.cache_size else None
+            if hit is not None:
+                self._cache.move_to_end(key)
+                results[i] = _with_truncated(hit, truncated)
+            else:
+                todo.setdefault(key, []).append(i)
+        if todo:
+            keys = list(todo)
+            for key, result in zip(keys, self._score_tokens(keys)):
+                if self.cache_size:
+                    self._cache[key] = result
+                for i in todo[key]:
+                    results[i] = _with_truncated(result, prepared[i][1])
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return results
+
+    def score_line(self, line):
+        return self.score_batch([line])[0]
+
+    @torch.no_grad()
+    def _score_tokens(self, token_lists):
+        """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest."""
+        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+        out = [None] * len(token_lists)
+        for start in range(0, len(order), self.chunk_size):
+            idx = order[start:start + self.chunk_size]
+            chunk = [token_lists[i] for i in idx]
+            for i, result in zip(idx, self.score_tokens_padded(chunk)):
+                out[i] = result
+        return out
+
+    @torch.no_grad()
+    def score_tokens_padded(self, token_lists, pad_to=None):
+        """Score token lists in one forward pass, padded to ``pad_to`` or to the longest."""
+        width = pad_to or max(len(t) for t in token_lists)
+        ids = torch.full((len(token_lists), width), PAD_ID, dtype=torch.long)
+        for row, tokens in enumerate(token_lists):
+            ids[row, : len(tokens)] = torch.tensor(self.vocab.encode(tokens), dtype=torch.long)
+        lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
+        losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device)).cpu()
+        unknown = (ids == UNK_ID).tolist()
+        results = []
+        for row, tokens in enumerate(token_lists):
+            n = len(tokens)
+            row_losses = losses[row, :n].tolist()
+            penalties = [self.unknown_token_penalty(tokens, i) if unknown[row][i] else 0.0 for i in range(n)]
+            score = sum(row_losses) / n + max(penalties)
+            shown = [loss + pen for loss, pen in zip(row_losses, penalties)]
+            results.append(LineScore(score, n, sum(unknown[row][:n]), *_top_tokens(tokens, shown)))
+        return results
+
+    def unknown_token_penalty(self, tokens, i, leave_out=False):
+        """Surprise of an unknown token at position i: -log P(novel token | previous token).
+
+        P comes from the training data (``config["novelty"]``): how often the previous token
+        was followed by a token seen nowhere else, smoothed towards the global rate.  A new
+        value in a slot that varies in normal traffic (a file name after "loading") costs
+        little; a new word where normal lines never change costs a lot.  Without novelty
+        statistics (older checkpoints) the penalty is log |V|.
+        """
+        if not self.novelty:
+            return self.unknown_penalty
+        prev = tokens[i - 1] if i > 0 else BOS
+        seen, novel = self.novelty["contexts"].get(prev, (0, 0))
+        if leave_out:  # calibration: this occurrence is the novel one, take it out
+            seen, novel = seen - 1, novel - 1
+        alpha, base = self.novelty["alpha"], self.novelty["rate"]
+        return -math.log((novel + alpha * base) / (seen + alpha))
+
+
+def _top_tokens(tokens, losses, k=TOP_K):
+    best = {}
+    for token, loss in zip(tokens, losses):
+        if loss > best.get(token, -1.0):
+            best[token] = loss
+    top = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+    return [t for t, _ in top], [round(loss, 4) for _, loss in top]
+
+
+def _with_truncated(result, truncated):
+    if result.truncated == truncated:
+        return result
+    return LineScore(result.score, result.tokens, result.unknown, result.top_tokens, result.top_losses, truncated)

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Scoring speed of the default checkpoint on BGL-like lines: batched vs one line per call.
+
+Prints lines/s of ``Scorer.score_batch`` (cache off, so every line is normalised and run
+through the model), of the same with the LRU cache on (real traffic repeats a lot), and of
+one-line-per-call scoring, measured in the same run, plus the peak memory of the process.
+Usage: python scripts/bench_speed.py [--lines 20000] [--batch 1024] [--threads 0]
+"""
+import argparse
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from model import Scorer  # noqa: E402
+
+
+def bgl_like(n, seed=0):
+    """BGL lines with their numbers, ids and timestamps varied, so few lines repeat exactly."""
+    base = [line.split(" ", 1)[1] for line in (ROOT / "data" / "loghub" / "BGL_2k.log").read_text().splitlines()]
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        line = rng.choice(base)
+        out.append(line.replace("2005", str(2005 + i % 7)).replace("R0", f"R{rng.randint(0, 7)}") + f" #{i}")
+    return out
+
+
+def rate(fn, lines, repeat=2):
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(lines)
+        best = max(best, len(lines) / (time.perf_counter() - t0))
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lines", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--single", type=int, default=2000, help="lines for the one-per-call measurement")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
+    args = parser.parse_args()
+    scorer = Scorer.from_checkpoint(args.checkpoint_dir, threads=args.threads, cache_size=0)
+    lines = bgl_like(args.lines)
+
+    def batched(ls):
+        for i in range(0, len(ls), args.batch):
+            scorer.score_batch(ls[i:i + args.batch])
+
+    def single(ls):
+        for line in ls:
+            scorer.score_batch([line])
+
+    batched(lines[:2000])  # warm-up
+    batch_rate = rate(batched, lines)
+    single_rate = rate(single, lines[: args.single], repeat=1)
+    cached = Scorer.from_checkpoint(args.checkpoint_dir, threads=args.threads)
+    real = [line.split(" ", 1)[1] for line in (ROOT / "data" / "loghub" / "BGL_2k.log").read_text().splitlines()] * 10
+    cached_rate = rate(lambda ls: [cached.score_batch(ls[i:i + args.batch]) for i in range(0, len(ls), args.batch)], real)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, vocabulary {len(scorer.vocab)}, "
+          f"max_len {scorer.max_len}")
+    print(f"score_batch (batch {args.batch}, cache off, {args.lines} varied BGL-like lines): {batch_rate:,.0f} lines/s")
+    print(f"one line per call ({args.single} lines, same run):                 {single_rate:,.0f} lines/s")
+    print(f"ratio batched / one-per-call:                                 {batch_rate / single_rate:.1f}x")
+    print(f"score_batch with the LRU cache on real BGL_2k traffic x10:     {cached_rate:,.0f} lines/s")
+    print(f"peak resident memory of this process:                          {peak_mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Shared fixtures: small trained models, and the real Kafka and Elasticsearch.
+
+The services fixture reuses services that already answer (``make test`` starts them) or
+starts them with ``scripts/services up`` and stops them at the end of the session.
+Each test gets its own topic, app id and index names, so tests never see each other's data.
+"""
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGHUB = ROOT / "data" / "loghub"
+sys.path.insert(0, str(ROOT))
+
+
+def _services_module():
+    spec = importlib.util.spec_from_file_location("clogs_services", ROOT / "scripts" / "services")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bgl_lines():
+    """(content, is_anomaly) for the 2,000 BGL lines, label stripped."""
+    out = []
+    for raw in (LOGHUB / "BGL_2k.log").read_text(errors="replace").splitlines():
+        label, _, content = raw.partition(" ")
+        out.append((content, label != "-"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def bgl():
+    return bgl_lines()
+
+
+@pytest.fixture(scope="session")
+def small_scorer(bgl):
+    """A model trained for a few epochs on BGL's normal lines (odd line numbers)."""
+    from model.train import train
+
+    lines = [line for i, (line, bad) in enumerate(bgl) if i % 2 and not bad]
+    return train(lines, epochs=6, seed=3, progress=False)
+
+
+@pytest.fixture(scope="session")
+def default_scorer():
+    from model import Scorer
+
+    return Scorer.from_checkpoint(ROOT / "checkpoints")
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Kafka and Elasticsearch on 127.0.0.1, as configured in app/settings.py."""
+    svc = _services_module()
+    started = False
+    if not (svc.healthy("kafka") and svc.healthy("elasticsearch")):
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "services"), "up"], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.fail(f"could not start the local services:\n{result.stdout}\n{result.stderr}")
+        started = True
+    yield svc.settings
+    if started and not os.environ.get("CLOGS_KEEP_SERVICES"):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "services"), "down"], check=False)
+
+
+@pytest.fixture
+def names():
+    """Unique topic / app id / index names for one test."""
+    tag = uuid.uuid4().hex[:10]
+    return {"topic": f"test-logs-{tag}", "app_id": f"test-clogs-{tag}", "index": f"test-clogs-{tag}", "tag": tag}

@@ -1,0 +1,128 @@
+"""Model core: vocabulary, padding invariance, determinism, training, scores with reasons, bad input."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model import CheckpointError, Scorer, Vocabulary
+from model import checkpoint as ckpt
+from model.metrics import roc_auc
+from model.train import train
+
+
+def test_vocabulary_round_trip(tmp_path):
+    vocab = Vocabulary.build([["a", "b", "a"], ["c", "a", "b"], ["d"]], min_freq=1)
+    assert vocab.itos[:2] == ["<pad>", "<unk>"]
+    assert vocab.itos[2:] == ["a", "b", "c", "d"]  # by frequency, then alphabetically
+    assert vocab.encode(["a", "zzz", "d"]) == [2, 1, 5]
+    vocab.save(tmp_path / "v.json")
+    again = Vocabulary.load(tmp_path / "v.json")
+    assert again.itos == vocab.itos and again.counts == vocab.counts
+    assert Vocabulary.build([["a", "b", "a"], ["c"]], min_freq=2).itos == ["<pad>", "<unk>", "a"]
+    assert len(Vocabulary.build([["a", "b", "c", "d"]], max_size=4)) == 4
+
+
+def test_vocabulary_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.json.*clogs train"):
+        Vocabulary.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        Vocabulary.load(tmp_path / "bad.json")
+
+
+def test_padding_to_the_batch_gives_the_same_scores_as_fixed_padding(small_scorer, bgl):
+    token_lists = [small_scorer.prepare(line)[0] for line, _ in bgl[:300:7]]
+    tight = small_scorer.score_tokens_padded(token_lists)
+    fixed = small_scorer.score_tokens_padded(token_lists, pad_to=small_scorer.max_len)
+    assert len({len(t) for t in token_lists}) > 3  # lines of several lengths
+    for a, b in zip(tight, fixed):
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+        assert a.top_tokens == b.top_tokens
+    alone = [small_scorer.score_tokens_padded([t])[0].score for t in token_lists[:10]]
+    assert alone == pytest.approx([r.score for r in tight[:10]], abs=1e-5)
+
+
+def test_score_batch_is_deterministic_and_one_result_per_line(small_scorer, bgl):
+    lines = [line for line, _ in bgl[:200]] + ["", "   ", "\x00\x01 weird"]
+    small_scorer._cache.clear()
+    first = small_scorer.score_batch(lines)
+    second = small_scorer.score_batch(list(reversed(lines)))[::-1]
+    assert len(first) == len(lines)
+    assert [r.score for r in first] == pytest.approx([r.score for r in second], abs=1e-6)
+    assert first[200].score == 0.0 and first[200].tokens == 0  # empty line: defined score
+
+
+def test_training_is_reproducible_with_a_seed(bgl):
+    lines = [line for line, bad in bgl[:300] if not bad]
+    a = train(lines, epochs=2, seed=7, progress=False)
+    b = train(lines, epochs=2, seed=7, progress=False)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    assert a.config["history"] == b.config["history"]
+
+
+def test_loss_decreases_on_a_small_set(bgl):
+    lines = [line for line, bad in bgl[:400] if not bad]
+    scorer = train(lines, epochs=5, seed=1, progress=False, patience=10)
+    losses = [h["train_loss"] for h in scorer.config["history"]]
+    assert losses[-1] < losses[0] * 0.6, losses
+
+
+def test_small_labelled_run_separates_anomalies(small_scorer, bgl):
+    test = [(line, bad) for i, (line, bad) in enumerate(bgl) if i % 2 == 0]
+    scores = [r.score for r in small_scorer.score_batch([line for line, _ in test])]
+    auc = roc_auc([bad for _, bad in test], scores)
+    assert auc > 0.9, auc
+
+
+def test_unknown_tokens_raise_the_score_and_explain_it(small_scorer, bgl):
+    normal = next(line for line, bad in bgl if not bad and "instruction cache parity error corrected" in line)
+    novel = normal.replace("parity error corrected", "quantum flux capacitor melted")
+    base, strange = small_scorer.score_batch([normal, novel])
+    assert base.unknown == 0 and strange.unknown == 4
+    assert strange.score > base.score + math.log(2)
+    assert set(strange.top_tokens) <= {"quantum", "flux", "capacitor", "melted"}
+    cal = small_scorer.calibration
+    assert strange.score > cal["mean"] + 3 * cal["std"] > base.score
+
+
+def test_bad_input_never_crashes(small_scorer):
+    huge = "x " * 600_000  # 1.2 MB
+    results = small_scorer.score_batch([huge, b"\xff\xfe broken \xc3", "", "ok line"])
+    assert len(results) == 4
+    assert results[0].truncated and results[0].tokens == small_scorer.max_len
+    assert results[1].tokens == 3 and results[1].top_tokens[0] == "\ufffd\ufffd" and np.isfinite(results[1].score)
+    assert results[2].tokens == 0
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path, small_scorer):
+    ckpt.save(tmp_path, small_scorer.model, small_scorer.vocab, small_scorer.config)
+    loaded = Scorer.from_checkpoint(tmp_path)
+    line = "RAS KERNEL INFO instruction cache parity error corrected"
+    assert loaded.score_line(line).score == pytest.approx(small_scorer.score_line(line).score, abs=1e-6)
+    with pytest.raises(CheckpointError, match="not found.*clogs train"):
+        Scorer.from_checkpoint(tmp_path / "nowhere")
+    (tmp_path / "model.pth").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="model.pth cannot be loaded"):
+        Scorer.from_checkpoint(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json"):
+        Scorer.from_checkpoint(tmp_path)
+
+
+def test_empty_training_set_is_a_clear_error():
+    with pytest.raises(ValueError, match="empty training set"):
+        train(["", "   "], epochs=1, progress=False)
+
+
+def test_default_checkpoint_is_small_and_scores(default_scorer):
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "checkpoints"
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
+    config = json.loads((folder / "config.json").read_text())
+    assert {"mean", "std", "n"} <= set(config["calibration"])
+    r = default_scorer.score_line("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186")
+    assert r.unknown == 0 and r.score < config["calibration"]["mean"] + 3 * config["calibration"]["std"]
