@@ -31,9 +31,13 @@ BROKER = _env("CLOGS_BROKER", "kafka://127.0.0.1:9092")
 APP_ID = _env("CLOGS_APP_ID", "clogs")
 TOPIC = _env("CLOGS_TOPIC", "clogs-logs")
 PARTITIONS = _env_int("CLOGS_PARTITIONS", 4)
+WEB_HOST = _env("CLOGS_WEB_HOST", "127.0.0.1")
 WEB_PORT = _env_int("CLOGS_WEB_PORT", 6066)
-DATA_DIR = _env("CLOGS_DATA_DIR", str(ROOT / ".clogs-data"))
+DATA_DIR = _env("CLOGS_DATA_DIR", str(ROOT / ".clogs-data"))  # one sub-folder per app id and web port
 TABLE_STORE = _env("CLOGS_STORE", "rocksdb://")
+SESSION_TIMEOUT = _env_float("CLOGS_SESSION_TIMEOUT", 30.0)  # a killed worker's partitions move after this
+ANOMALIES_TOPIC = _env("CLOGS_ANOMALIES_TOPIC", TOPIC + "-anomalies")
+DEADLETTER_TOPIC = _env("CLOGS_DEADLETTER_TOPIC", TOPIC + "-deadletter")
 
 # --- Elasticsearch -----------------------------------------------------------------
 ES_URL = _env("CLOGS_ES_URL", "http://127.0.0.1:9200")
@@ -65,6 +69,11 @@ ES_PORT = _env_int("CLOGS_ES_PORT", 9200)
 ES_TRANSPORT_PORT = _env_int("CLOGS_ES_TRANSPORT_PORT", 9300)
 ES_HEAP = _env("CLOGS_ES_HEAP", "1g")
 SERVICES_TIMEOUT = _env_int("CLOGS_SERVICES_TIMEOUT", 120)
+
+
+def worker_datadir(app_id=None, web_port=None):
+    """Each worker keeps its table state in its own folder (RocksDB allows one process per folder)."""
+    return str(Path(DATA_DIR) / f"{app_id or APP_ID}-{web_port or WEB_PORT}")
 
 
 def kafka_bootstrap(broker=None):

@@ -1,0 +1,1 @@
+"""Faust agents: scoring (micro-batches through the model), per-source thresholds, Elasticsearch sink."""

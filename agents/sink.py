@@ -1,0 +1,32 @@
+"""The Elasticsearch sink agent: results topic -> bulk index (id = log topic-partition-offset).
+
+A replayed line gets the same id and overwrites its document, so Elasticsearch holds each
+line once.  The body of each batch returns only after Elasticsearch accepted the batch;
+Faust acks (and then commits) a batch's events only after its body, so offsets never run
+ahead of the index.  ``--anomalies-only`` / CLOGS_ANOMALIES_ONLY=1 indexes anomalies only.
+"""
+from agents import deadletter
+from agents.elastic import async_client, bulk_index, ensure_index
+from agents.threshold import results_topic
+from app import settings
+from app.faust_app import app
+
+SINK_BATCH = 500
+es = async_client()
+
+
+@app.agent(results_topic, concurrency=1)
+async def index_results(stream):
+    await ensure_index(es, settings.INDEX)
+    async for docs in stream.take(SINK_BATCH, within=1.0):
+        if settings.ANOMALIES_ONLY:
+            docs = [d for d in docs if d["is_anomaly"]]
+        if not docs:
+            continue
+        for doc, error in await bulk_index(es, settings.INDEX, docs):
+            await deadletter.send("index_rejected", str(error)[:2000], value=str(doc))
+
+
+@app.task
+async def create_index_on_start():
+    await ensure_index(es, settings.INDEX)

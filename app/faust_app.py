@@ -1,0 +1,50 @@
+"""The Faust App: broker, table store, web server and the topics that connect the agents.
+
+Flow: log topic (raw JSON lines, key = source)
+      -> agents.scoring   (micro-batches, model.Scorer off the event loop)  -> scored topic (key = source)
+      -> agents.threshold (Welford statistics per source in a Faust table)  -> results topic, anomalies topic
+      -> agents.sink      (bulk into Elasticsearch, id = log topic-partition-offset)
+Bad records go to the dead-letter topic with a reason.
+"""
+from pathlib import Path
+
+import faust
+
+from app import settings
+
+Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+
+app = faust.App(
+    settings.APP_ID,
+    broker=settings.BROKER,
+    store=settings.TABLE_STORE,
+    datadir=settings.worker_datadir(),
+    topic_partitions=settings.PARTITIONS,
+    topic_replication_factor=1,
+    key_serializer="raw",
+    value_serializer="json",
+    web_host=settings.WEB_HOST,
+    web_port=settings.WEB_PORT,
+    web_in_thread=False,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,
+    broker_session_timeout=settings.SESSION_TIMEOUT,
+    broker_heartbeat_interval=min(3.0, settings.SESSION_TIMEOUT / 4),
+    producer_max_request_size=4_000_000,
+    stream_buffer_maxsize=4096,
+    autodiscover=False,
+    version=1,
+)
+
+# The log topic is created by `clogs topic` (Faust only declares its internal topics).
+log_topic = app.topic(settings.TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw",
+                      partitions=settings.PARTITIONS)
+deadletter_topic = app.topic(settings.DEADLETTER_TOPIC, key_type=bytes, value_serializer="json",
+                             partitions=settings.PARTITIONS)
+anomalies_topic = app.topic(settings.ANOMALIES_TOPIC, key_type=str, value_serializer="json",
+                            partitions=settings.PARTITIONS)
+
+# Faust's own wiring: importing these modules registers the tables, agents and pages.
+from tables import stats as _stats  # noqa: E402,F401
+from agents import scoring as _scoring, threshold as _threshold, sink as _sink  # noqa: E402,F401
+from app import web as _web  # noqa: E402,F401

@@ -1,0 +1,277 @@
+"""Streaming commands of the CLI: topic, ingest, consume (a worker), stream (all three), report.
+
+``consume`` turns its flags into CLOGS_* variables and replaces itself with
+``faust -A app worker``, so a worker started either way reads the same settings.
+"""
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from app import settings
+
+
+def _die(command, exc):
+    sys.exit(f"clogs {command}: {exc}")
+
+
+# --- topic -----------------------------------------------------------------------------
+def cmd_topic(args):
+    from app.kafka_admin import BrokerUnreachable, app_topics, ensure_topics
+
+    try:
+        created = asyncio.run(ensure_topics(args.broker, args.topic, args.app_id, args.partitions, args.recreate))
+    except BrokerUnreachable as exc:
+        _die("topic", exc)
+    names, prefix = app_topics(args.topic, args.app_id)
+    verb = "recreated" if args.recreate else "ensured"
+    print(f"{verb} topics {', '.join(names)} ({args.partitions or settings.PARTITIONS} partitions); "
+          f"created now: {', '.join(created) or 'none'}; the worker creates its own {prefix}* topics")
+
+
+# --- ingest ----------------------------------------------------------------------------
+def run_ingest(args):
+    from app.ingest import ingest
+    from app.kafka_admin import BrokerUnreachable
+
+    try:
+        summary = asyncio.run(ingest(args.base_dir, args.pattern, args.delay, args.batch, args.topic, args.broker))
+    except (BrokerUnreachable, FileNotFoundError) as exc:
+        _die("ingest", exc)
+    dead = ", ".join(f"{k}: {v}" for k, v in summary["dead_lettered"].items()) or "none"
+    print(f"ingested {summary['lines']} lines ({summary['bytes'] / 1e6:.2f} MB) from {summary['files']} files in "
+          f"{summary['seconds']:.1f} s = {summary['rate']:,.0f} lines/s; dead-lettered: {dead}")
+    for source, count in sorted(summary["sources"].items()):
+        print(f"  {source}: {count} lines")
+    return summary
+
+
+def cmd_ingest(args):
+    run_ingest(args)
+
+
+# --- consume (a worker) ----------------------------------------------------------------
+WORKER_FLAGS = {"broker": "CLOGS_BROKER", "topic": "CLOGS_TOPIC", "app_id": "CLOGS_APP_ID", "index": "CLOGS_INDEX",
+                "es_url": "CLOGS_ES_URL", "checkpoint_dir": "CLOGS_CHECKPOINT_DIR", "factor": "CLOGS_FACTOR",
+                "threshold": "CLOGS_THRESHOLD", "web_port": "CLOGS_WEB_PORT", "partitions": "CLOGS_PARTITIONS",
+                "warmup_lines": "CLOGS_WARMUP_LINES", "data_dir": "CLOGS_DATA_DIR"}
+
+
+def worker_env(args):
+    env = dict(os.environ)
+    for flag, var in WORKER_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            env[var] = str(value)
+    if getattr(args, "anomalies_only", False):
+        env["CLOGS_ANOMALIES_ONLY"] = "1"
+    return env
+
+
+def worker_command(args):
+    faust = str(Path(sys.executable).parent / "faust")
+    if not Path(faust).exists():
+        faust = "faust"
+    return [faust, "-A", "app", "worker", "-l", args.loglevel, "--web-port", str(args.web_port or settings.WEB_PORT),
+            "--web-host", settings.WEB_HOST]
+
+
+def preflight(args):
+    """Fail fast, naming the fix: no checkpoint, or no broker."""
+    from app.kafka_admin import BrokerUnreachable, admin_client
+    from model import checkpoint
+
+    folder = Path(args.checkpoint_dir or settings.CHECKPOINT_DIR)
+    for name in (checkpoint.MODEL_FILE, checkpoint.VOCAB_FILE, checkpoint.CONFIG_FILE):
+        if not (folder / name).is_file():
+            _die("consume", f"checkpoint file missing: {folder / name}; {checkpoint.FIX}")
+
+    async def probe():
+        admin = await admin_client(args.broker)
+        await admin.close()
+
+    try:
+        asyncio.run(probe())
+    except BrokerUnreachable as exc:
+        _die("consume", exc)
+
+
+def cmd_consume(args):
+    preflight(args)
+    command = worker_command(args)
+    print("starting worker:", " ".join(command), flush=True)
+    os.chdir(Path(__file__).resolve().parent.parent)
+    os.execvpe(command[0], command, worker_env(args))
+
+
+def start_worker(args, log_path=None):
+    """A worker as a child process (for stream and the demo); returns the Popen."""
+    preflight(args)
+    out = open(log_path, "ab") if log_path else None
+    return subprocess.Popen(worker_command(args), env=worker_env(args), cwd=Path(__file__).resolve().parent.parent,
+                            stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
+
+
+def wait_for_web(port, timeout=120, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {proc.returncode} while starting")
+        try:
+            with urllib.request.urlopen(f"http://{settings.WEB_HOST}:{port}/health", timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the worker's web server did not answer on port {port} within {timeout} s")
+
+
+def stop_worker(proc, timeout=60):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# --- stream ----------------------------------------------------------------------------
+def wait_until_indexed(expected, index=None, timeout=600, progress=True):
+    """Poll Elasticsearch until the index holds `expected` documents; returns the count."""
+    from tqdm import tqdm
+
+    from agents.elastic import sync_client
+
+    es = sync_client()
+    index = index or settings.INDEX
+    deadline = time.monotonic() + timeout
+    count = 0
+    with tqdm(total=expected, desc="indexed", unit=" docs", disable=not progress) as bar:
+        while time.monotonic() < deadline:
+            try:
+                es.indices.refresh(index=index)
+                count = es.count(index=index)["count"]
+            except Exception:  # index not created yet
+                count = 0
+            bar.update(count - bar.n)
+            if count >= expected:
+                return count
+            time.sleep(1.0)
+    return count
+
+
+def cmd_stream(args):
+    cmd_topic(args)
+    port = args.web_port or settings.WEB_PORT
+    proc = start_worker(args)
+    try:
+        wait_for_web(port, proc=proc)
+        print(f"worker up: http://{settings.WEB_HOST}:{port}/stats/")
+        summary = run_ingest(args)
+        if args.until_indexed:
+            expected = summary["lines"] if not args.anomalies_only else 0
+            count = wait_until_indexed(expected, args.index)
+            print(f"{count} documents in index {args.index or settings.INDEX}")
+            print_report(args.index, args.top)
+        else:
+            print("ingest done; the worker keeps running (Ctrl-C stops it)")
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_worker(proc)
+
+
+# --- report ----------------------------------------------------------------------------
+def print_report(index=None, top=5):
+    from agents.elastic import sync_client
+
+    es = sync_client()
+    index = index or settings.INDEX
+    es.indices.refresh(index=index)
+    aggs = es.search(index=index, size=0, aggs={"sources": {"terms": {"field": "source", "size": 100}, "aggs": {
+        "anomalies": {"filter": {"term": {"is_anomaly": True}}}}}})["aggregations"]["sources"]["buckets"]
+    print(f"\nindex {index}: {sum(b['doc_count'] for b in aggs)} lines from {len(aggs)} sources")
+    for bucket in aggs:
+        source = bucket["key"]
+        print(f"\n== {source}: {bucket['doc_count']} lines, {bucket['anomalies']['doc_count']} anomalies")
+        hits = es.search(index=index, size=top, sort=[{"anomaly_score": "desc"}],
+                         query={"bool": {"filter": [{"term": {"source": source}}, {"term": {"is_anomaly": True}}]}})
+        for hit in hits["hits"]["hits"]:
+            d = hit["_source"]
+            print(f"  {d['anomaly_score']:7.2f} > {d['threshold_used']:.2f} ({d['threshold_mode']}) "
+                  f"{d['file']}:{d['line_no']} [{', '.join(d['top_tokens'])}] {d['line'][:90]}")
+
+
+def cmd_report(args):
+    print_report(args.index, args.top)
+
+
+# --- argument parsing ------------------------------------------------------------------
+def _kafka_flags(p):
+    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.BROKER})")
+    p.add_argument("--topic", default=None, help=f"log topic (CLOGS_TOPIC, default {settings.TOPIC})")
+
+
+def _ingest_flags(p):
+    p.add_argument("--base-dir", default="data/kafka", help="folder holding log-<source>/ folders")
+    p.add_argument("--pattern", default="log-*/**/*.txt", help="glob under --base-dir")
+    p.add_argument("--delay", type=float, default=0.0, help="pause between lines in seconds (0 = full speed)")
+    p.add_argument("--batch", type=int, default=1000, help="lines in flight before waiting for the broker")
+
+
+def _worker_flags(p):
+    p.add_argument("--app-id", default=None, help=f"Faust app id (CLOGS_APP_ID, default {settings.APP_ID})")
+    p.add_argument("--index", default=None, help=f"Elasticsearch index (CLOGS_INDEX, default {settings.INDEX})")
+    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
+    p.add_argument("--checkpoint-dir", default=None, help=f"model (CLOGS_CHECKPOINT_DIR, default {settings.CHECKPOINT_DIR})")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--factor", type=float, default=None, help=f"dynamic threshold = mean + factor x std "
+                       f"(CLOGS_FACTOR, default {settings.FACTOR})")
+    group.add_argument("--threshold", type=float, default=None, help="fixed threshold (CLOGS_THRESHOLD)")
+    p.add_argument("--warmup-lines", type=int, default=None, help="lines before a source's own statistics are used")
+    p.add_argument("--anomalies-only", action="store_true", help="index only anomalies")
+    p.add_argument("--web-port", type=int, default=None, help=f"worker web port (CLOGS_WEB_PORT, default {settings.WEB_PORT})")
+    p.add_argument("--data-dir", default=None, help="folder for the workers' table state (CLOGS_DATA_DIR)")
+    p.add_argument("--partitions", type=int, default=None, help=f"partitions (CLOGS_PARTITIONS, default {settings.PARTITIONS})")
+    p.add_argument("--loglevel", default="info")
+
+
+def add_streaming_commands(sub):
+    p = sub.add_parser("topic", help="ensure (or --recreate) the log, anomalies and dead-letter topics")
+    _kafka_flags(p)
+    p.add_argument("--app-id", default=None)
+    p.add_argument("--partitions", type=int, default=None)
+    p.add_argument("--recreate", action="store_true", help="delete the topics, the app's internal topics and "
+                   "the local table state first")
+    p.set_defaults(func=cmd_topic)
+
+    p = sub.add_parser("ingest", help="send every line of the log files to the log topic (key = source)")
+    _kafka_flags(p)
+    _ingest_flags(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("consume", help="start a worker (faust -A app worker) with these settings")
+    _kafka_flags(p)
+    _worker_flags(p)
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("stream", help="topic + worker + ingest in one command")
+    _kafka_flags(p)
+    _ingest_flags(p)
+    _worker_flags(p)
+    p.add_argument("--recreate", action="store_true")
+    p.add_argument("--until-indexed", action="store_true", help="stop once every line is in Elasticsearch, "
+                   "then print a report")
+    p.add_argument("--top", type=int, default=5)
+    p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("report", help="top anomalies per source, read back from Elasticsearch")
+    p.add_argument("--index", default=None)
+    p.add_argument("--top", type=int, default=5)
+    p.set_defaults(func=cmd_report)

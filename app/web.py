@@ -1,0 +1,66 @@
+"""Web inspection on the Faust web server.
+
+GET /health                -> worker status, model version, dead-letter counters
+GET /stats/                -> {source: {count, mean, std, threshold, mode, anomalies}} for every source,
+                              gathered from every worker that owns a part of the table
+GET /stats/local/          -> the sources of this worker's partitions only
+GET /stats/{source}/       -> one source, routed to the worker that owns its partition
+GET /deadletter/           -> dead-letter counters of this worker, by reason
+"""
+import aiohttp
+
+from agents import deadletter
+from agents.scoring import scorer
+from agents.threshold import decide
+from app import settings
+from app.faust_app import app
+from tables.stats import stats_table
+
+
+def describe(stats):
+    decision = decide(stats, scorer.calibration)
+    return {"count": stats.count, "mean": stats.mean, "std": stats.std, "threshold": decision.threshold,
+            "mode": decision.mode, "anomalies": stats.anomalies, "last_offset": stats.last_offset}
+
+
+def local_stats():
+    return {source: describe(stats) for source, stats in stats_table.items()}
+
+
+@app.page("/health")
+async def health(web, request):
+    return web.json({"status": "ok", "app_id": settings.APP_ID, "model_version": scorer.model_version,
+                      "url": str(app.conf.canonical_url), "deadletter": dict(deadletter.counters)})
+
+
+@app.page("/deadletter/")
+async def deadletter_counts(web, request):
+    return web.json(dict(deadletter.counters))
+
+
+@app.page("/stats/local/")
+async def stats_local(web, request):
+    return web.json(local_stats())
+
+
+@app.page("/stats/")
+async def stats_all(web, request):
+    merged = local_stats()
+    me = str(app.conf.canonical_url).rstrip("/")
+    others = {str(url).rstrip("/") for url in app.router.table_metadata(stats_table.name)} - {me}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        for url in sorted(others):
+            try:
+                async with session.get(f"{url}/stats/local/") as response:
+                    merged.update(await response.json())
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                merged.setdefault("_unreachable", []).append(f"{url}: {exc}")
+    return web.json(dict(sorted(merged.items())))
+
+
+@app.page("/stats/{source}/")
+@app.table_route(table=stats_table, match_info="source")
+async def stats_one(web, request, source):
+    if source not in stats_table:
+        return web.json({"error": f"unknown source {source!r}"}, status=404)
+    return web.json({source: describe(stats_table[source])})

@@ -1,0 +1,1 @@
+"""Faust tables and records: the per-source running score statistics."""

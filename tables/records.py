@@ -1,0 +1,53 @@
+"""Faust records that travel between the agents, and the running statistics of a source.
+
+``Stats`` keeps Welford's count / mean / M2 of one source's scores, the number of lines it
+flagged, and ``last_offset``: the log-topic offset of the last line it counted.  A source's
+lines all live in one log-topic partition, so an offset at or below ``last_offset`` is a
+replay (at-least-once delivery after a crash) and is not counted twice.
+"""
+import math
+
+import faust
+
+
+def welford(count, mean, m2, x):
+    """One step of Welford's online mean/variance: returns (count, mean, m2)."""
+    count += 1
+    delta = x - mean
+    mean += delta / count
+    m2 += delta * (x - mean)
+    return count, mean, m2
+
+
+class Stats(faust.Record, serializer="json"):
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    anomalies: int = 0
+    last_offset: int = -1
+
+    @property
+    def std(self):
+        return math.sqrt(self.m2 / self.count) if self.count > 1 else 0.0
+
+    def add(self, value, offset, is_anomaly):
+        count, mean, m2 = welford(self.count, self.mean, self.m2, value)
+        return Stats(count=count, mean=mean, m2=m2, anomalies=self.anomalies + int(is_anomaly), last_offset=offset)
+
+
+class ScoredLine(faust.Record, serializer="json"):
+    """A log line with its model score, before the per-source threshold decision."""
+    source: str
+    file: str
+    line_no: int
+    line: str
+    ingested_at: str
+    host: str
+    anomaly_score: float
+    unknown_tokens: int
+    top_tokens: list
+    model_version: str
+    kafka_topic: str
+    kafka_partition: int
+    kafka_offset: int
+    scored_at: str
