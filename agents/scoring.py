@@ -23,8 +23,10 @@ except CheckpointError as exc:
     sys.exit(f"clogs worker: {exc}")
 
 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clogs-scorer")
-scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=str, value_type=ScoredLine,
-                         partitions=settings.PARTITIONS)
+# Keys are JSON-serialised like the table's changelog keys: the partition a source's lines
+# land in is then the partition `@app.table_route` computes for /stats/{source}/.
+scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=str, key_serializer="json",
+                         value_type=ScoredLine, partitions=settings.PARTITIONS)
 
 
 def now():

@@ -4,6 +4,7 @@ The services fixture reuses services that already answer (``make test`` starts t
 starts them with ``scripts/services up`` and stops them at the end of the session.
 Each test gets its own topic, app id and index names, so tests never see each other's data.
 """
+import importlib.machinery
 import importlib.util
 import os
 import subprocess
@@ -19,7 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _services_module():
-    spec = importlib.util.spec_from_file_location("clogs_services", ROOT / "scripts" / "services")
+    path = str(ROOT / "scripts" / "services")
+    loader = importlib.machinery.SourceFileLoader("clogs_services", path)
+    spec = importlib.util.spec_from_loader("clogs_services", loader)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
