@@ -82,8 +82,8 @@ def add_model_commands(sub):
     p.add_argument("--labels", choices=["none", "loghub"], default="none",
                    help="loghub: first field is a label ('-' = normal); only normal lines are trained on")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--embed-dim", type=int, default=64)
-    p.add_argument("--hidden-dim", type=int, default=128)
+    p.add_argument("--embed-dim", type=int, default=32)
+    p.add_argument("--hidden-dim", type=int, default=64)
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--max-vocab", type=int, default=5000)
     p.add_argument("--rules", help="JSON file of normaliser rules to add or override")

@@ -3,11 +3,15 @@
 Used by the CLI, the Faust worker and the benchmarks alike.
 
 Score of a line = mean reconstruction cross-entropy over its tokens
-                  + ``log |V|`` for every token outside the vocabulary.
+                  + the largest novelty penalty among its tokens outside the vocabulary.
 A never-seen token is the strongest hint of novelty, but the autoencoder reconstructs the
-single ``<unk>`` id easily, which would make novel lines look normal; the penalty (the loss
-of a uniform guess over the vocabulary) puts it back.  The per-token losses, with the same
-penalty, give ``top_tokens``: the tokens that explain the score.
+single ``<unk>`` id easily, which would make novel lines look normal; the penalty puts it
+back.  It is the surprise of a new token *where it stands*: -log P(novel | previous token),
+learnt from the training data (see ``unknown_token_penalty``), so a new file name after
+"loading" costs little and a new word in a fixed message costs a lot.  The largest penalty
+counts, not their sum: a normal line with several variable fields must not outscore a line
+with one truly new word.  The per-token losses, with their penalties, give ``top_tokens``:
+the tokens that explain the score.
 
 Inference sorts a batch by length and pads each chunk only to its longest line; scores are
 the same as with fixed-length padding (tests/test_model.py).  Lines repeat a lot once
@@ -121,20 +125,21 @@ class Scorer:
     def score_tokens_padded(self, token_lists, pad_to=None):
         """Score token lists in one forward pass, padded to ``pad_to`` or to the longest."""
         width = pad_to or max(len(t) for t in token_lists)
-        ids = torch.full((len(token_lists), width), PAD_ID, dtype=torch.long)
-        for row, tokens in enumerate(token_lists):
-            ids[row, : len(tokens)] = torch.tensor(self.vocab.encode(tokens), dtype=torch.long)
+        encoded = [self.vocab.encode(tokens) for tokens in token_lists]
+        ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in encoded], dtype=torch.long)
         lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
-        losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device)).cpu()
-        unknown = (ids == UNK_ID).tolist()
+        losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device)).cpu().tolist()
         results = []
-        for row, tokens in enumerate(token_lists):
+        for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
             n = len(tokens)
-            row_losses = losses[row, :n].tolist()
-            penalties = [self.unknown_token_penalty(tokens, i) if unknown[row][i] else 0.0 for i in range(n)]
-            score = sum(row_losses) / n + max(penalties)
-            shown = [loss + pen for loss, pen in zip(row_losses, penalties)]
-            results.append(LineScore(score, n, sum(unknown[row][:n]), *_top_tokens(tokens, shown)))
+            row_losses = row_losses[:n]
+            score = sum(row_losses) / n
+            unknown = [i for i, token_id in enumerate(row_ids) if token_id == UNK_ID]
+            if unknown:
+                penalties = {i: self.unknown_token_penalty(tokens, i) for i in unknown}
+                score += max(penalties.values())
+                row_losses = [loss + penalties.get(i, 0.0) for i, loss in enumerate(row_losses)]
+            results.append(LineScore(score, n, len(unknown), *_top_tokens(tokens, row_losses)))
         return results
 
     def unknown_token_penalty(self, tokens, i, leave_out=False):

@@ -24,8 +24,8 @@ from .normalise import RULES_VERSION, Normaliser
 from .scoring import BOS, Scorer
 from .vocab import PAD_ID, Vocabulary
 
-DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, max_len=64, seed=1, val_fraction=0.1, embed_dim=64,
-                hidden_dim=128, latent_dim=32, min_freq=1, max_vocab=5000, patience=3)
+DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, max_len=64, seed=1, val_fraction=0.1, embed_dim=32,
+                hidden_dim=64, latent_dim=32, min_freq=1, max_vocab=5000, patience=3)
 
 
 def set_seed(seed):
@@ -132,7 +132,8 @@ def train(lines, out_dir=None, normaliser=None, progress=True, **options):
     config["novelty"] = novelty_statistics(train_tokens)
     scorer = Scorer(model.cpu(), vocab, normaliser, config)
     config["calibration"] = calibration(scorer, train_tokens, vocab)
-    config["model_version"] = config["data_sha256"][:12] + f"-s{opts['seed']}"
+    config["model_version"] = hashlib.sha256(json.dumps([config["data_sha256"], config["hyperparameters"],
+                                                         RULES_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     scorer = Scorer(model, vocab, normaliser, config)
     if out_dir is not None:
         checkpoint.save(out_dir, model, vocab, config)
