@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from agents import deadletter
 from agents.parsing import parse_log_value
 from app import settings
-from app.faust_app import app, log_topic
+from app.faust_app import app, log_topic, scored_topic
 from model import CheckpointError, Scorer
 from tables.records import ScoredLine
 
@@ -23,10 +23,6 @@ except CheckpointError as exc:
     sys.exit(f"clogs worker: {exc}")
 
 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clogs-scorer")
-# Keys are JSON-serialised like the table's changelog keys: the partition a source's lines
-# land in is then the partition `@app.table_route` computes for /stats/{source}/.
-scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=str, key_serializer="json",
-                         value_type=ScoredLine, partitions=settings.PARTITIONS)
 
 
 def now():

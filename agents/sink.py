@@ -7,9 +7,8 @@ ahead of the index.  ``--anomalies-only`` / CLOGS_ANOMALIES_ONLY=1 indexes anoma
 """
 from agents import deadletter
 from agents.elastic import async_client, bulk_index, ensure_index
-from agents.threshold import results_topic
 from app import settings
-from app.faust_app import app
+from app.faust_app import app, results_topic
 
 SINK_BATCH = 500
 es = async_client()

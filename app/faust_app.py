@@ -11,6 +11,7 @@ from pathlib import Path
 import faust
 
 from app import settings
+from tables.records import ScoredLine
 
 Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -43,6 +44,12 @@ deadletter_topic = app.topic(settings.DEADLETTER_TOPIC, key_type=bytes, value_se
                              partitions=settings.PARTITIONS)
 anomalies_topic = app.topic(settings.ANOMALIES_TOPIC, key_type=str, value_serializer="json",
                             partitions=settings.PARTITIONS)
+# Keys are JSON-serialised like the table's changelog keys: the partition a source's lines
+# land in is then the partition `@app.table_route` computes for /stats/{source}/.
+scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=str, key_serializer="json",
+                         value_type=ScoredLine, partitions=settings.PARTITIONS)
+results_topic = app.topic(f"{settings.APP_ID}-results", internal=True, key_type=str, value_serializer="json",
+                          partitions=settings.PARTITIONS)
 
 # Faust's own wiring: importing these modules registers the tables, agents and pages.
 from tables import stats as _stats  # noqa: E402,F401

@@ -11,7 +11,7 @@ import aiohttp
 
 from agents import deadletter
 from agents.scoring import scorer
-from agents.threshold import decide
+from agents.decision import decide
 from app import settings
 from app.faust_app import app
 from tables.stats import stats_table
@@ -20,7 +20,8 @@ from tables.stats import stats_table
 def describe(stats):
     decision = decide(stats, scorer.calibration)
     return {"count": stats.count, "mean": stats.mean, "std": stats.std, "threshold": decision.threshold,
-            "mode": decision.mode, "anomalies": stats.anomalies, "last_offset": stats.last_offset}
+            "mode": decision.mode, "anomalies": stats.anomalies, "baseline_lines": stats.n,
+            "last_offset": stats.last_offset}
 
 
 def local_stats():

@@ -1,7 +1,9 @@
 """Faust records that travel between the agents, and the running statistics of a source.
 
-``Stats`` keeps Welford's count / mean / M2 of one source's scores, the number of lines it
-flagged, and ``last_offset``: the log-topic offset of the last line it counted.  A source's
+``Stats`` keeps, for one source: ``count`` (every line counted), ``anomalies`` (lines
+flagged), Welford's ``n`` / ``mean`` / ``m2`` over the scores of the lines that were *not*
+flagged (a burst of anomalies never enters the baseline, so it cannot raise the threshold
+and hide itself), and ``last_offset``: the log-topic offset of the last line it counted.  A source's
 lines all live in one log-topic partition, so an offset at or below ``last_offset`` is a
 replay (at-least-once delivery after a crash) and is not counted twice.
 """
@@ -21,18 +23,21 @@ def welford(count, mean, m2, x):
 
 class Stats(faust.Record, serializer="json"):
     count: int = 0
+    anomalies: int = 0
+    n: int = 0
     mean: float = 0.0
     m2: float = 0.0
-    anomalies: int = 0
     last_offset: int = -1
 
     @property
     def std(self):
-        return math.sqrt(self.m2 / self.count) if self.count > 1 else 0.0
+        return math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
 
     def add(self, value, offset, is_anomaly):
-        count, mean, m2 = welford(self.count, self.mean, self.m2, value)
-        return Stats(count=count, mean=mean, m2=m2, anomalies=self.anomalies + int(is_anomaly), last_offset=offset)
+        """Count a line; its score joins the baseline only if it was not flagged."""
+        n, mean, m2 = (self.n, self.mean, self.m2) if is_anomaly else welford(self.n, self.mean, self.m2, value)
+        return Stats(count=self.count + 1, anomalies=self.anomalies + int(is_anomaly), n=n, mean=mean, m2=m2,
+                     last_offset=offset)
 
 
 class ScoredLine(faust.Record, serializer="json"):

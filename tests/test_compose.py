@@ -1,0 +1,55 @@
+"""docker-compose.yml: valid against the Compose specification, and in step with app/settings.py."""
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+
+
+@pytest.fixture(scope="module")
+def compose():
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_file_matches_the_specification(compose):
+    if not SCHEMA.exists():
+        pytest.skip(f"{SCHEMA} is not here (it ships in the project's shared/ folder)")
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_services_ports_and_settings_match_the_app(compose):
+    from app import settings
+
+    services = compose["services"]
+    assert set(services) == {"kafka", "elasticsearch", "kibana", "worker", "ingest"}
+    assert "9092:9092" in services["kafka"]["ports"]
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "9200:9200" in services["elasticsearch"]["ports"]
+    assert services["elasticsearch"]["environment"]["discovery.type"] == "single-node"
+    assert services["elasticsearch"]["image"].endswith(":8.11.4")  # the version scripts/pom.xml runs locally
+    assert "5601:5601" in services["kibana"]["ports"]
+    worker = services["worker"]["environment"]
+    assert worker["CLOGS_INDEX"] == settings.INDEX == "mozilla-clogs-index"
+    assert worker["CLOGS_APP_ID"] == settings.APP_ID and worker["CLOGS_TOPIC"] == settings.TOPIC
+    assert float(worker["CLOGS_FACTOR"]) == settings.FACTOR
+    assert worker["CLOGS_BROKER"] == "kafka://kafka:9092" and worker["CLOGS_ES_URL"] == "http://elasticsearch:9200"
+    assert f"{settings.WEB_PORT}:{settings.WEB_PORT}" in services["worker"]["ports"]
+    assert services["ingest"]["environment"]["CLOGS_TOPIC"] == settings.TOPIC
+    source_vars = (ROOT / "app" / "settings.py").read_text()
+    for name in list(worker) + list(services["ingest"]["environment"]):
+        assert f'"{name}"' in source_vars, f"{name} is not a setting of app/settings.py"
+    for name, service in services.items():
+        if name != "ingest":
+            assert "healthcheck" in service, name
+    assert services["worker"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["ingest"]["depends_on"]["worker"]["condition"] == "service_healthy"
+    assert set(compose["volumes"]) == {"kafka-data", "es-data", "worker-state"}
+    pom = (ROOT / "scripts" / "pom.xml").read_text()
+    assert "<kafka.version>4.1.1</kafka.version>" in pom and services["kafka"]["image"] == "apache/kafka:4.1.1"
