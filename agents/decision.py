@@ -30,8 +30,9 @@ def decide(stats, calibration, factor=None, fixed=None, warmup_lines=None):
 
 
 def result_document(line, decision, is_anomaly):
-    doc = line.asdict()
+    """The Elasticsearch document of a scored line (a dict); "id" is its log topic-partition-offset."""
+    doc = dict(line)
     doc.update(is_anomaly=is_anomaly, threshold_used=decision.threshold, threshold_mode=decision.mode,
                mean_score=decision.mean, std_score=decision.std)
-    doc["id"] = f"{line.kafka_topic}-{line.kafka_partition}-{line.kafka_offset}"
+    doc["id"] = f"{line['kafka_topic']}-{line['kafka_partition']}-{line['kafka_offset']}"
     return doc

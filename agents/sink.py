@@ -10,20 +10,21 @@ from agents.elastic import async_client, bulk_index, ensure_index
 from app import settings
 from app.faust_app import app, results_topic
 
-SINK_BATCH = 500
+SINK_BATCH = 20     # result messages (each up to a micro-batch of one source) per bulk cycle
+BULK_DOCS = 2000    # documents per bulk request
 es = async_client()
 
 
 @app.agent(results_topic, concurrency=1)
 async def index_results(stream):
     await ensure_index(es, settings.INDEX)
-    async for docs in stream.take(SINK_BATCH, within=1.0):
+    async for messages in stream.take(SINK_BATCH, within=1.0):
+        docs = [doc for message in messages for doc in message["docs"]]
         if settings.ANOMALIES_ONLY:
             docs = [d for d in docs if d["is_anomaly"]]
-        if not docs:
-            continue
-        for doc, error in await bulk_index(es, settings.INDEX, docs):
-            await deadletter.send("index_rejected", str(error)[:2000], value=str(doc))
+        for start in range(0, len(docs), BULK_DOCS):
+            for doc, error in await bulk_index(es, settings.INDEX, docs[start:start + BULK_DOCS]):
+                await deadletter.send("index_rejected", str(error)[:2000], value=str(doc))
 
 
 @app.task

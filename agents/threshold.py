@@ -1,4 +1,4 @@
-"""The threshold agent: per-source decision and statistics, in stream order (one event at a time).
+"""The threshold agent: per-source decision and statistics, line by line in offset order.
 
 Threshold of a line, by mode:
 - ``fixed``: ``--threshold`` / CLOGS_THRESHOLD;
@@ -25,13 +25,17 @@ from tables.stats import stats_table
 
 @app.agent(scored_topic, concurrency=1)
 async def apply_thresholds(stream):
-    async for line in stream:
-        stats = stats_table[line.source]
-        decision = decide(stats, scorer.calibration)
-        is_anomaly = line.anomaly_score > decision.threshold
-        if line.kafka_offset > stats.last_offset:  # a replayed line is not counted twice
-            stats_table[line.source] = stats.add(line.anomaly_score, line.kafka_offset, is_anomaly)
-        doc = result_document(line, decision, is_anomaly)
-        await results_topic.send(key=line.source, value=doc)
-        if is_anomaly:
-            await anomalies_topic.send(key=line.source, value=doc)
+    async for batch in stream:
+        stats = stats_table[batch.source]
+        docs = []
+        for line in batch.lines:
+            decision = decide(stats, scorer.calibration)
+            is_anomaly = line["anomaly_score"] > decision.threshold
+            if line["kafka_offset"] > stats.last_offset:  # a replayed line is not counted twice
+                stats = stats.add(line["anomaly_score"], line["kafka_offset"], is_anomaly)
+            docs.append(result_document(line, decision, is_anomaly))
+        stats_table[batch.source] = stats
+        await results_topic.send(key=batch.source, value={"source": batch.source, "docs": docs})
+        for doc in docs:
+            if doc["is_anomaly"]:
+                await anomalies_topic.send(key=batch.source, value=doc)

@@ -1,8 +1,10 @@
 """The Faust App: broker, table store, web server and the topics that connect the agents.
 
 Flow: log topic (raw JSON lines, key = source)
-      -> agents.scoring   (micro-batches, model.Scorer off the event loop)  -> scored topic (key = source)
-      -> agents.threshold (Welford statistics per source in a Faust table)  -> results topic, anomalies topic
+      -> agents.scoring   (micro-batches, model.Scorer off the event loop)
+      -> scored topic     (one message per source and micro-batch, key = source)
+      -> agents.threshold (Welford statistics per source in a Faust table)
+      -> results topic    (the batch's documents), anomalies topic (one message per anomaly)
       -> agents.sink      (bulk into Elasticsearch, id = log topic-partition-offset)
 Bad records go to the dead-letter topic with a reason.
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 import faust
 
 from app import settings
-from tables.records import ScoredLine
+from tables.records import ScoredBatch
 
 Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -47,7 +49,7 @@ anomalies_topic = app.topic(settings.ANOMALIES_TOPIC, key_type=str, value_serial
 # Keys are JSON-serialised like the table's changelog keys: the partition a source's lines
 # land in is then the partition `@app.table_route` computes for /stats/{source}/.
 scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=str, key_serializer="json",
-                         value_type=ScoredLine, partitions=settings.PARTITIONS)
+                         value_type=ScoredBatch, partitions=settings.PARTITIONS)
 results_topic = app.topic(f"{settings.APP_ID}-results", internal=True, key_type=str, value_serializer="json",
                           partitions=settings.PARTITIONS)
 

@@ -40,19 +40,13 @@ class Stats(faust.Record, serializer="json"):
                      last_offset=offset)
 
 
-class ScoredLine(faust.Record, serializer="json"):
-    """A log line with its model score, before the per-source threshold decision."""
+class ScoredBatch(faust.Record, serializer="json"):
+    """Scored lines of one source, in log-topic offset order: one message per source and
+    micro-batch between the scoring agent and the threshold agent (one table read and write
+    per batch instead of per line).  Each line is a dict with the fields of ``SCORED_FIELDS``."""
     source: str
-    file: str
-    line_no: int
-    line: str
-    ingested_at: str
-    host: str
-    anomaly_score: float
-    unknown_tokens: int
-    top_tokens: list
-    model_version: str
-    kafka_topic: str
-    kafka_partition: int
-    kafka_offset: int
-    scored_at: str
+    lines: list
+
+
+SCORED_FIELDS = ("source", "file", "line_no", "line", "ingested_at", "host", "anomaly_score", "unknown_tokens",
+                 "top_tokens", "model_version", "kafka_topic", "kafka_partition", "kafka_offset", "scored_at")
