@@ -51,7 +51,9 @@ def main():
               f"({count / seconds:,.0f} lines/s end to end)")
         cli.print_report(top=args.top)
         check_planted(base / "planted.json")
-        print(f"\nwhere to look:\n  per-source statistics  http://{settings.WEB_HOST}:{args.web_port}/stats/"
+        print_stats(args.web_port)
+        later = "" if args.keep_worker else " (while a worker runs: `clogs consume`)"
+        print(f"\nwhere to look:\n  per-source statistics  http://{settings.WEB_HOST}:{args.web_port}/stats/{later}"
               f"\n  the index              {settings.ES_URL}/{settings.INDEX}/_search?q=is_anomaly:true"
               f"\n  anomalies topic        {settings.ANOMALIES_TOPIC} (Kafka {settings.kafka_bootstrap()})"
               f"\n  Kibana (docker compose) http://localhost:5601, index pattern {settings.INDEX}")
@@ -61,6 +63,17 @@ def main():
     finally:
         if not args.keep_worker:
             cli.stop_worker(proc)
+
+
+def print_stats(port):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{settings.WEB_HOST}:{port}/stats/", timeout=10) as response:
+        stats = json.load(response)
+    print("\nper-source statistics from the worker's /stats/:")
+    for source, s in stats.items():
+        print(f"  {source:16} {s['count']:6} lines  mean {s['mean']:.3f}  std {s['std']:.3f}  "
+              f"threshold {s['threshold']:.2f} ({s['mode']})  anomalies {s['anomalies']}")
 
 
 def check_planted(path):
