@@ -25,8 +25,3 @@ async def index_results(stream):
         for start in range(0, len(docs), BULK_DOCS):
             for doc, error in await bulk_index(es, settings.INDEX, docs[start:start + BULK_DOCS]):
                 await deadletter.send("index_rejected", str(error)[:2000], value=str(doc))
-
-
-@app.task
-async def create_index_on_start():
-    await ensure_index(es, settings.INDEX)

@@ -8,6 +8,7 @@ import json
 import sys
 
 from app import settings
+from app.streaming_cli import add_streaming_commands
 
 
 def cmd_train(args):
@@ -109,12 +110,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="clogs", description="clogs: streaming log-anomaly detection")
     sub = parser.add_subparsers(dest="command", required=True)
     add_model_commands(sub)
-    try:
-        from app.streaming_cli import add_streaming_commands
-    except ImportError:  # pragma: no cover
-        add_streaming_commands = None
-    if add_streaming_commands:
-        add_streaming_commands(sub)
+    add_streaming_commands(sub)
     return parser
 
 

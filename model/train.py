@@ -131,7 +131,7 @@ def train(lines, out_dir=None, normaliser=None, progress=True, **options):
     }
     config["novelty"] = novelty_statistics(train_tokens)
     scorer = Scorer(model.cpu(), vocab, normaliser, config)
-    config["calibration"] = calibration(scorer, train_tokens, vocab)
+    config["calibration"] = calibration(scorer, train_tokens)
     config["model_version"] = hashlib.sha256(json.dumps([config["data_sha256"], config["hyperparameters"],
                                                          RULES_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     scorer = Scorer(model, vocab, normaliser, config)
@@ -173,7 +173,7 @@ def loo_unknown_positions(token_lists, counts):
     return out
 
 
-def calibration(scorer, token_lists, vocab):
+def calibration(scorer, token_lists):
     """Statistics of the training lines' scores, with leave-one-out unknown tokens."""
     counts = Counter(t for tokens in token_lists for t in tokens)
     positions = loo_unknown_positions(token_lists, counts)

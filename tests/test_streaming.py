@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.streaming_helpers import (ROOT, Worker, consume_all, es_count, es_docs, produce_raw, run_cli, wait_for,
-                                     write_logs)
+from tests.streaming_helpers import (ROOT, Worker, consume_all, es_count, es_docs, free_port, produce_raw, run_cli,
+                                     wait_for, write_logs)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -111,7 +111,7 @@ def test_stream_command_runs_topic_worker_and_ingest(services, names, tmp_path):
     total = write_logs(tmp_path / "logs", {"hdfs": sample("HDFS_2k.log", 30), "apache": sample("Apache_2k.log", 30)})
     out = run_cli("stream", "--base-dir", str(tmp_path / "logs"), "--delay", "0", "--batch", "1000", "--factor",
                   "3.0", "--topic", names["topic"], "--app-id", names["app_id"], "--index", names["index"],
-                  "--web-port", str(__import__("tests.streaming_helpers", fromlist=["free_port"]).free_port()),
+                  "--web-port", str(free_port()),
                   "--data-dir", str(tmp_path / "state"), "--until-indexed", timeout=300,
                   env={"CLOGS_SESSION_TIMEOUT": "8"})
     assert f"{total} documents in index {names['index']}" in out
