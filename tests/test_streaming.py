@@ -43,6 +43,7 @@ def workers(tmp_path):
     yield started
     for worker in started:
         worker.stop(signal.SIGKILL)
+        print(f"--- worker on port {worker.port} (shown when the test fails) ---\n{worker.log_tail(40)}")
 
 
 def start(workers, names, tmp_path, *extra, env=None):
