@@ -55,6 +55,31 @@ def baselines(train_tokens, test_tokens, seed):
     return {"token rarity": rarity, "PCA (10 comp.)": pca_score, "IsolationForest": -forest.score_samples(x_test)}
 
 
+def plot(curves, path, factor):
+    """ROC curves per seed, with the point the automatic threshold picks."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for seed, y, scores, threshold in curves:
+        order = np.argsort(-scores)
+        tpr = np.r_[0, np.cumsum(y[order]) / y.sum()]
+        fpr = np.r_[0, np.cumsum(~y[order]) / (~y).sum()]
+        line, = ax.plot(fpr, tpr, label=f"seed {seed} (AUC {metrics.roc_auc(y, scores):.3f})")
+        pred = scores > threshold
+        ax.plot([(pred & ~y).sum() / (~y).sum()], [(pred & y).sum() / y.sum()], "o", color=line.get_color())
+    ax.set_xlim(0, 0.2)
+    ax.set_xlabel("false-positive rate (normal lines flagged)")
+    ax.set_ylabel("recall (labelled alerts flagged)")
+    ax.set_title(f"clogs on BGL_2k (PROTOCOL.md); dots: mean + {factor:g} x std")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
@@ -65,7 +90,7 @@ def main():
     labels = np.array([line.split(" ", 1)[0] != "-" for line in raw])
     content = [line.split(" ", 1)[1] if " " in line else "" for line in raw]
     normaliser = Normaliser()
-    rows, base_rows = [], []
+    rows, base_rows, curves = [], [], []
     for seed in args.seeds:
         tr, te = split(seed, len(raw))
         started = time.time()
@@ -81,6 +106,7 @@ def main():
                "threshold": threshold, "precision": at["precision"], "recall": at["recall"], "f1": at["f1"],
                "best_f1": best, "train_seconds": round(seconds, 1)}
         rows.append(row)
+        curves.append((seed, y, scores, threshold))
         print(f"seed {seed}: ROC-AUC {row['roc_auc']:.3f}  PR-AUC {row['pr_auc']:.3f}  "
               f"F1@mean+{args.factor:g}std {row['f1']:.3f} (P {row['precision']:.2f} R {row['recall']:.2f}, "
               f"thr {threshold:.2f})  best F1 {best:.3f}  [{seconds:.0f} s]", flush=True)
@@ -101,6 +127,7 @@ def main():
         f1 = np.mean([r["best_f1"] for r in base_rows if r["baseline"] == name])
         print(f"| {name} | {auc:.3f} | {f1:.3f} | {summary['roc_auc']['mean'] / auc:.2f}x |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    plot(curves, Path(args.out).with_suffix(".png"), args.factor)
     Path(args.out).write_text(json.dumps({"seeds": rows, "summary": summary, "baselines": base_rows}, indent=2))
     print(f"\nwrote {args.out}")
 
