@@ -141,13 +141,13 @@ def stop_worker(proc, timeout=60):
 
 
 # --- stream ----------------------------------------------------------------------------
-def wait_until_indexed(expected, index=None, timeout=600, progress=True):
+def wait_until_indexed(expected, index=None, timeout=600, progress=True, es_url=None):
     """Poll Elasticsearch until the index holds `expected` documents; returns the count."""
     from tqdm import tqdm
 
     from agents.elastic import sync_client
 
-    es = sync_client()
+    es = sync_client(es_url)
     index = index or settings.INDEX
     deadline = time.monotonic() + timeout
     count = 0
@@ -175,9 +175,9 @@ def cmd_stream(args):
         summary = run_ingest(args)
         if args.until_indexed:
             expected = summary["lines"] if not args.anomalies_only else 0
-            count = wait_until_indexed(expected, args.index)
+            count = wait_until_indexed(expected, args.index, es_url=args.es_url)
             print(f"{count} documents in index {args.index or settings.INDEX}")
-            print_report(args.index, args.top)
+            print_report(args.index, args.top, args.es_url)
         else:
             print("ingest done; the worker keeps running (Ctrl-C stops it)")
             proc.wait()
@@ -188,10 +188,10 @@ def cmd_stream(args):
 
 
 # --- report ----------------------------------------------------------------------------
-def print_report(index=None, top=5):
+def print_report(index=None, top=5, es_url=None):
     from agents.elastic import sync_client
 
-    es = sync_client()
+    es = sync_client(es_url)
     index = index or settings.INDEX
     es.indices.refresh(index=index)
     aggs = es.search(index=index, size=0, aggs={"sources": {"terms": {"field": "source", "size": 100}, "aggs": {
@@ -209,7 +209,7 @@ def print_report(index=None, top=5):
 
 
 def cmd_report(args):
-    print_report(args.index, args.top)
+    print_report(args.index, args.top, args.es_url)
 
 
 # --- argument parsing ------------------------------------------------------------------
@@ -273,5 +273,6 @@ def add_streaming_commands(sub):
 
     p = sub.add_parser("report", help="top anomalies per source, read back from Elasticsearch")
     p.add_argument("--index", default=None)
+    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_report)
