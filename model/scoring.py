@@ -109,7 +109,7 @@ class Scorer:
     def score_line(self, line):
         return self.score_batch([line])[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _score_tokens(self, token_lists):
         """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest."""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
@@ -121,7 +121,7 @@ class Scorer:
                 out[i] = result
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def score_tokens_padded(self, token_lists, pad_to=None):
         """Score token lists in one forward pass, padded to ``pad_to`` or to the longest."""
         width = pad_to or max(len(t) for t in token_lists)

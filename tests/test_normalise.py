@@ -70,3 +70,16 @@ def test_rules_file_errors_name_the_file(tmp_path):
     bad.write_text(json.dumps([{"name": "x", "pattern": "(", "token": "<X>"}]))
     with pytest.raises(ValueError, match="bad.json"):
         Normaliser.from_file(bad)
+
+
+def test_prefilters_never_change_the_result():
+    """The cheap pre-checks only skip rules that could not match: same tokens on every Loghub line."""
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "loghub"
+    folder = shared if shared.is_dir() else Path(__file__).resolve().parent.parent / "data" / "loghub"
+    fast, slow = Normaliser(), Normaliser(prefilters=False)
+    lines = [line for path in sorted(folder.glob("*.log")) for line in path.read_text(errors="replace").splitlines()]
+    lines += ["fe80::1 and 2001:db8:85a3:0:0:8a2e:370:7334", "Mon Dec 04 04:47:44 2005", "blk_-12 /a/b [77]"]
+    assert len(lines) > 10_000
+    assert [fast.tokenize(line) for line in lines] == [slow.tokenize(line) for line in lines]
