@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model import metrics  # noqa: E402
+from model.data import split_label  # noqa: E402
 from model.normalise import Normaliser  # noqa: E402
 from model.train import train  # noqa: E402
 
@@ -87,8 +88,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_quality.json"))
     args = parser.parse_args()
     raw = DATA.read_text(errors="replace").splitlines()
-    labels = np.array([line.split(" ", 1)[0] != "-" for line in raw])
-    content = [line.split(" ", 1)[1] if " " in line else "" for line in raw]
+    labels = np.array([split_label(line)[0] != "-" for line in raw])
+    content = [split_label(line)[1] for line in raw]
     normaliser = Normaliser()
     rows, base_rows, curves = [], [], []
     for seed in args.seeds:

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.streaming_helpers import Worker, es_count, run_cli, wait_for  # noqa: E402
+from model.data import split_label  # noqa: E402
 
 
 def main():
@@ -35,7 +36,7 @@ def main():
         source = path.name.split("_")[0].lower()
         lines = path.read_text(errors="replace").splitlines()
         if source in ("bgl", "thunderbird"):
-            lines = [line.split(" ", 1)[1] if " " in line else line for line in lines]
+            lines = [split_label(line)[1] for line in lines]
         lines = [line for line in lines if line.strip()]
         (work / "logs" / f"log-{source}").mkdir(parents=True)
         (work / "logs" / f"log-{source}" / f"{source}.txt").write_text("\n".join(lines) + "\n")

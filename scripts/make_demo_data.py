@@ -9,9 +9,14 @@ Usage: python scripts/make_demo_data.py [--out data/kafka] [--lines 2000] [--see
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from model.data import split_label  # noqa: E402
+
 SOURCES = {"bgl": "BGL_2k.log", "hdfs": "HDFS_2k.log", "openssh": "OpenSSH_2k.log",
            "zookeeper": "Zookeeper_2k.log", "apache": "Apache_2k.log", "linux": "Linux_2k.log"}
 PLANTED = {
@@ -40,7 +45,7 @@ def main():
     for source, name in SOURCES.items():
         lines = (ROOT / "data" / "loghub" / name).read_text(errors="replace").splitlines()[: args.lines]
         if source == "bgl":
-            lines = [line.split(" ", 1)[1] for line in lines]
+            lines = [split_label(line)[1] for line in lines]
         for text in PLANTED[source]:
             position = rng.randint(len(lines) // 2, len(lines))  # after the warm-up of the source
             lines.insert(position, text)

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOGHUB = ROOT / "data" / "loghub"
 sys.path.insert(0, str(ROOT))
 
+from model.data import split_label  # noqa: E402
+
 
 def _services_module():
     path = str(ROOT / "scripts" / "services")
@@ -32,7 +34,7 @@ def bgl_lines():
     """(content, is_anomaly) for the 2,000 BGL lines, label stripped."""
     out = []
     for raw in (LOGHUB / "BGL_2k.log").read_text(errors="replace").splitlines():
-        label, _, content = raw.partition(" ")
+        label, content = split_label(raw)
         out.append((content, label != "-"))
     return out
 

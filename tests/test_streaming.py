@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from model.data import split_label
 from tests.streaming_helpers import (ROOT, Worker, consume_all, es_count, es_docs, free_port, produce_raw, run_cli,
                                      wait_for, write_logs)
 
@@ -148,7 +149,7 @@ def test_restart_recovers_identical_statistics(services, names, tmp_path, worker
 
 def test_two_workers_share_partitions_and_survive_losing_one(services, names, tmp_path, workers):
     logs = sources(60)
-    logs.update(linux=sample("Linux_2k.log", 60), bgl=[l.split(" ", 1)[1] for l in sample("BGL_2k.log", 60)])
+    logs.update(linux=sample("Linux_2k.log", 60), bgl=[split_label(line)[1] for line in sample("BGL_2k.log", 60)])
     total = write_logs(tmp_path / "logs", logs)
     topic(names)
     a = start(workers, names, tmp_path)
