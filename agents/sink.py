@@ -5,6 +5,8 @@ line once.  The body of each batch returns only after Elasticsearch accepted the
 Faust acks (and then commits) a batch's events only after its body, so offsets never run
 ahead of the index.  ``--anomalies-only`` / CLOGS_ANOMALIES_ONLY=1 indexes anomalies only.
 """
+from datetime import datetime, timezone
+
 from agents import deadletter
 from agents.elastic import async_client, bulk_index, ensure_index
 from app import settings
@@ -12,16 +14,19 @@ from app.faust_app import app, results_topic
 
 SINK_BATCH = 20     # result messages (each up to a micro-batch of one source) per bulk cycle
 BULK_DOCS = 2000    # documents per bulk request
-es = async_client()
 
 
 @app.agent(results_topic, concurrency=1)
 async def index_results(stream):
+    es = async_client()  # created when the worker starts the agent
     await ensure_index(es, settings.INDEX)
     async for messages in stream.take(SINK_BATCH, within=1.0):
         docs = [doc for message in messages for doc in message["docs"]]
         if settings.ANOMALIES_ONLY:
             docs = [d for d in docs if d["is_anomaly"]]
+        indexed_at = datetime.now(timezone.utc).isoformat()
+        for doc in docs:
+            doc["indexed_at"] = indexed_at
         for start in range(0, len(docs), BULK_DOCS):
             for doc, error in await bulk_index(es, settings.INDEX, docs[start:start + BULK_DOCS]):
                 await deadletter.send("index_rejected", str(error)[:2000], value=str(doc))

@@ -53,6 +53,11 @@ scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=st
 results_topic = app.topic(f"{settings.APP_ID}-results", internal=True, key_type=str, value_serializer="json",
                           partitions=settings.PARTITIONS)
 
+# The model service loads the Scorer when the worker starts and swaps in newer checkpoints.
+from agents.models import ModelService  # noqa: E402
+
+models = app.service(ModelService(app))
+
 # Faust's own wiring: importing these modules registers the tables, agents and pages.
 from tables import stats as _stats  # noqa: E402,F401
 from agents import scoring as _scoring, threshold as _threshold, sink as _sink  # noqa: E402,F401

@@ -60,6 +60,22 @@ BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 256)
 BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.5)
 MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
 
+# --- Online learning (model/online.py) ------------------------------------------------
+LEARNING = _env("CLOGS_LEARNING", "1") not in ("0", "false", "no")
+LEARNING_LINES = _env_int("CLOGS_LEARNING_LINES", 200)      # a new source's learning period
+LEARNING_FACTOR = _env_float("CLOGS_LEARNING_FACTOR", 6.0)  # its high bar: calibration mean + this x std
+DECAY_INFO = _env_float("CLOGS_DECAY_INFO", 2.0)            # a repeat's score fades as (1 + n) ** -decay
+DECAY_WARNING = _env_float("CLOGS_DECAY_WARNING", 1.0)      # ... slower at warning level and above
+INFO_WEIGHT = _env_float("CLOGS_INFO_WEIGHT", 0.5)          # share of the content score of info/debug lines
+WINDOW_LINES = _env_int("CLOGS_WINDOW_LINES", 50)           # familiarity counts the windows a pattern recurs in
+MEMORY_PATTERNS = _env_int("CLOGS_MEMORY_PATTERNS", 2000)   # per source, least recently seen forgotten first
+MEMORY_TOKENS = _env_int("CLOGS_MEMORY_TOKENS", 2000)
+RESERVOIR_LINES = _env_int("CLOGS_RESERVOIR_LINES", 500)    # per source: the slow path's training sample
+TRAINER = _env("CLOGS_TRAINER", "auto")                     # auto: each worker runs a trainer, one leads; off
+RETRAIN_SECONDS = _env_float("CLOGS_RETRAIN_SECONDS", 300.0)  # how often the trainer looks for new samples
+RETRAIN_MIN_NEW = _env_int("CLOGS_RETRAIN_MIN_NEW", 1000)     # new samples needed for a retrain
+RETRAIN_EPOCHS = _env_int("CLOGS_RETRAIN_EPOCHS", 6)
+
 # --- Local services (scripts/services) ---------------------------------------------
 SERVICES_DIR = _env("CLOGS_SERVICES_DIR", str(ROOT / ".services"))
 KAFKA_PORT = _env_int("CLOGS_KAFKA_PORT", 9092)
@@ -69,6 +85,14 @@ ES_PORT = _env_int("CLOGS_ES_PORT", 9200)
 ES_TRANSPORT_PORT = _env_int("CLOGS_ES_TRANSPORT_PORT", 9300)
 ES_HEAP = _env("CLOGS_ES_HEAP", "1g")
 SERVICES_TIMEOUT = _env_int("CLOGS_SERVICES_TIMEOUT", 120)
+
+
+def policy_options():
+    """Keyword arguments of model.online.Policy: the thresholds and the learning, as configured."""
+    return dict(factor=FACTOR, fixed=THRESHOLD, warmup_lines=WARMUP_LINES, learning=LEARNING,
+                learning_lines=LEARNING_LINES, learning_factor=LEARNING_FACTOR, decay_info=DECAY_INFO,
+                decay_warning=DECAY_WARNING, info_weight=INFO_WEIGHT, max_patterns=MEMORY_PATTERNS,
+                max_tokens=MEMORY_TOKENS, reservoir_lines=RESERVOIR_LINES, window=WINDOW_LINES)
 
 
 def worker_datadir(app_id=None, web_port=None):

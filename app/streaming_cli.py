@@ -59,7 +59,8 @@ def cmd_ingest(args):
 WORKER_FLAGS = {"broker": "CLOGS_BROKER", "topic": "CLOGS_TOPIC", "app_id": "CLOGS_APP_ID", "index": "CLOGS_INDEX",
                 "es_url": "CLOGS_ES_URL", "checkpoint_dir": "CLOGS_CHECKPOINT_DIR", "factor": "CLOGS_FACTOR",
                 "threshold": "CLOGS_THRESHOLD", "web_port": "CLOGS_WEB_PORT", "partitions": "CLOGS_PARTITIONS",
-                "warmup_lines": "CLOGS_WARMUP_LINES", "data_dir": "CLOGS_DATA_DIR"}
+                "warmup_lines": "CLOGS_WARMUP_LINES", "data_dir": "CLOGS_DATA_DIR",
+                "learning_lines": "CLOGS_LEARNING_LINES"}
 
 
 def worker_env(args):
@@ -70,6 +71,8 @@ def worker_env(args):
             env[var] = str(value)
     if getattr(args, "anomalies_only", False):
         env["CLOGS_ANOMALIES_ONLY"] = "1"
+    if getattr(args, "no_learning", False):
+        env["CLOGS_LEARNING"] = "0"
     return env
 
 
@@ -235,6 +238,9 @@ def _worker_flags(p):
                        f"(CLOGS_FACTOR, default {settings.FACTOR})")
     group.add_argument("--threshold", type=float, default=None, help="fixed threshold (CLOGS_THRESHOLD)")
     p.add_argument("--warmup-lines", type=int, default=None, help="lines before a source's own statistics are used")
+    p.add_argument("--no-learning", action="store_true", help="static mode: no online learning (CLOGS_LEARNING=0)")
+    p.add_argument("--learning-lines", type=int, default=None, help="a new source's learning period, in lines "
+                   f"(CLOGS_LEARNING_LINES, default {settings.LEARNING_LINES})")
     p.add_argument("--anomalies-only", action="store_true", help="index only anomalies")
     p.add_argument("--web-port", type=int, default=None, help=f"worker web port (CLOGS_WEB_PORT, default {settings.WEB_PORT})")
     p.add_argument("--data-dir", default=None, help="folder for the workers' table state (CLOGS_DATA_DIR)")

@@ -1,7 +1,7 @@
 """Web inspection on the Faust web server.
 
 GET /health                -> worker status, model version, dead-letter counters
-GET /stats/                -> {source: {count, mean, std, threshold, mode, anomalies}} for every source,
+GET /stats/                -> {source: {count, mean, std, threshold, mode, anomalies, patterns, ...}} for every source,
                               gathered from every worker that owns a part of the table
 GET /stats/local/          -> the sources of this worker's partitions only
 GET /stats/{source}/       -> one source, routed to the worker that owns its partition
@@ -10,28 +10,34 @@ GET /deadletter/           -> dead-letter counters of this worker, by reason
 import aiohttp
 
 from agents import deadletter
-from agents.scoring import scorer
-from agents.decision import decide
+from agents.threshold import policy
 from app import settings
-from app.faust_app import app
-from tables.stats import stats_table
+from app.faust_app import app, models
+from model.online import decide
+from tables.stats import memory_table, stats_table
 
 
-def describe(stats):
-    decision = decide(stats, scorer.calibration)
+def describe(source, stats):
+    calibration, _ = models.scale_of(stats.model_version)
+    decision = decide(stats, calibration, policy())
+    memory = memory_table.get(source)
     return {"count": stats.count, "mean": stats.mean, "std": stats.std, "threshold": decision.threshold,
             "mode": decision.mode, "anomalies": stats.anomalies, "baseline_lines": stats.n,
-            "last_offset": stats.last_offset}
+            "last_offset": stats.last_offset, "model_version": stats.model_version,
+            "patterns": len(memory.patterns) if memory else 0, "learned_tokens": len(memory.tokens) if memory else 0}
 
 
 def local_stats():
-    return {source: describe(stats) for source, stats in stats_table.items()}
+    return {source: describe(source, stats) for source, stats in stats_table.items()}
 
 
 @app.page("/health")
 async def health(web, request):
-    return web.json({"status": "ok", "app_id": settings.APP_ID, "model_version": scorer.model_version,
-                      "url": str(app.conf.canonical_url), "deadletter": dict(deadletter.counters)})
+    scorer = models.scorer
+    return web.json({"status": "ok" if scorer else "starting", "app_id": settings.APP_ID,
+                     "model_version": scorer.model_version if scorer else None, "model_swaps": models.swaps,
+                     "learning": settings.LEARNING, "url": str(app.conf.canonical_url),
+                     "deadletter": dict(deadletter.counters)})
 
 
 @app.page("/deadletter/")
@@ -64,4 +70,4 @@ async def stats_all(web, request):
 async def stats_one(web, request, source):
     if source not in stats_table:
         return web.json({"error": f"unknown source {source!r}"}, status=404)
-    return web.json({source: describe(stats_table[source])})
+    return web.json({source: describe(source, stats_table[source])})

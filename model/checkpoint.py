@@ -3,7 +3,9 @@
 Every loading error names the file and the fix, because a worker that cannot find its
 model must fail fast and say what to do.
 """
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import torch
@@ -64,3 +66,25 @@ def load(checkpoint_dir, device="cpu"):
         if "normaliser_rules" in config else Normaliser()
     model.to(device).eval()
     return model, vocab, normaliser, config
+
+
+def to_bytes(checkpoint_dir):
+    """The checkpoint's three files as one gzipped tar (what the trainer publishes on the models topic)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE):
+            tar.add(Path(checkpoint_dir) / name, arcname=name)
+    return buffer.getvalue()
+
+
+def unpack(payload, folder):
+    """Write a ``to_bytes`` payload into folder (only the three checkpoint files are accepted)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
+            for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE):
+                (folder / name).write_bytes(tar.extractfile(name).read())
+    except (tarfile.TarError, KeyError, AttributeError, OSError, EOFError) as exc:
+        raise CheckpointError(f"published checkpoint cannot be read ({type(exc).__name__}: {exc})") from None
+    return folder

@@ -8,6 +8,8 @@ full of anomalies must not hide them by raising its own bar.
 """
 import csv
 import json
+from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,10 @@ from tqdm import tqdm
 
 from . import metrics
 from .data import read_lines
+from .online import judge_batch, new_state, scored_fields
 
 CHUNK = 2048
+MIN_RETRAIN_SAMPLES = 200
 
 
 def score_file(scorer, path, labels="none", progress=True):
@@ -34,6 +38,83 @@ def score_file(scorer, path, labels="none", progress=True):
     if batch:
         flush()
     return rows
+
+
+def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", progress=True, source=None,
+                    retrain_every=0, retrain_epochs=6):
+    """Prequential: each line of the file is decided, then learned, in file order, through
+    ``model.online.judge_batch`` -- the worker's own code, the file being one source.
+
+    With ``retrain_every`` N, the slow path runs too, synchronously: after every N lines a model
+    is retrained on the reservoir (``model.continual.retrain``, as the trainer process does) and
+    scores the lines that follow.  The worker retrains in the background, so its decisions match
+    these only at the same model versions."""
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        raise FileNotFoundError(f"input not found: {input_path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = list(read_lines(input_path, labels))
+    stats, memory = new_state()
+    reservoir, rows, docs, versions = {}, [], [], []
+    step = retrain_every or len(items) or 1
+    bar = tqdm(total=len(items), desc=f"online {input_path.name}", unit=" lines", disable=not progress)
+    for start in range(0, len(items), step):
+        chunk = items[start:start + step]
+        results = scorer.score_batch([line for _, line, _ in chunk])
+        rows += [{"line_no": n, "line": line, "label": label, "result": r} for (n, line, label), r in zip(chunk, results)]
+        lines = [online_line(source or input_path.stem, row, start + i, scorer.model_version)
+                 for i, row in enumerate(rows[start:])]
+        samples = []
+        docs += judge_batch(lines, stats, memory, scorer.calibration, policy, scorer.prior_at_fatal, samples)
+        reservoir.update(samples)
+        bar.update(len(chunk))
+        if retrain_every and start + step < len(items) and len(reservoir) >= MIN_RETRAIN_SAMPLES:
+            from .continual import retrain
+
+            scorer = retrain(list(reservoir.values()), scorer.config, epochs=retrain_epochs, threads=0)
+            versions.append({"after_line": start + step, "model_version": scorer.model_version,
+                             "samples": len(reservoir)})
+    bar.close()
+    scores = np.array([d["anomaly_score"] for d in docs])
+    flags = np.array([d["is_anomaly"] for d in docs], dtype=bool)
+    for row, doc in zip(rows, docs):
+        row["result"] = replace(row["result"], score=doc["anomaly_score"])
+    result = {"n": len(rows), "mode": "online", "n_anomalies": int(flags.sum()), "factor": policy.factor,
+              "policy": asdict(policy), "model_version": scorer.model_version, "input": str(input_path),
+              "modes": dict(Counter(d["threshold_mode"] for d in docs)), "patterns": len(memory.patterns),
+              "learned_tokens": len(memory.tokens), "threshold": docs[-1]["threshold_used"] if docs else None,
+              "mean": stats.mean, "std": stats.std, "retrains": versions}
+    if labels == "loghub":
+        y = np.array([r["label"] != "-" for r in rows])
+        pred_tp = int((flags & y).sum())
+        precision = pred_tp / max(int(flags.sum()), 1)
+        recall = pred_tp / max(int(y.sum()), 1)
+        result.update(precision=precision, recall=recall,
+                      f1=2 * precision * recall / max(precision + recall, 1e-12),
+                      roc_auc=metrics.roc_auc(y, scores), pr_auc=metrics.pr_auc(y, scores),
+                      n_labelled_anomalies=int(y.sum()))
+        result["best_f1"], result["best_f1_threshold"] = metrics.best_f1(y, scores)
+        half = len(rows) // 2
+        result["roc_auc_second_half"] = metrics.roc_auc(y[half:], scores[half:])
+    write_outputs(out, rows, flags, labels, result, scores, result["threshold"] or 0.0, input_path.name)
+    ranked = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
+    return result, [(rows[i], bool(flags[i])) for i in ranked]
+
+
+def online_line(source, row, index, model_version):
+    """A file line as the worker's scoring agent would hand it on (offset = line index)."""
+    return {"source": source, "file": "", "line_no": row["line_no"], "line": row["line"], "ingested_at": None,
+            "host": "", "model_version": model_version, "kafka_topic": "file", "kafka_partition": 0,
+            "kafka_offset": index, "scored_at": None, **scored_fields(row["result"])}
+
+
+def write_outputs(out, rows, flags, labels, result, scores, threshold, title):
+    write_csv(out / "test_anomaly_results.csv", rows, flags, labels)
+    write_csv(out / "anomalies_only.csv", [r for r, f in zip(rows, flags) if f], [True] * int(flags.sum()), labels)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    plot_histogram(out / "score_hist.png", scores, threshold, title,
+                   [r["label"] != "-" for r in rows] if labels == "loghub" else None)
 
 
 def threshold_from(calibration, factor):
@@ -63,11 +144,7 @@ def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", pro
         result["pr_auc"] = metrics.pr_auc(y, scores)
         result["best_f1"], result["best_f1_threshold"] = metrics.best_f1(y, scores)
         result["n_labelled_anomalies"] = int(y.sum())
-    write_csv(out / "test_anomaly_results.csv", rows, flags, labels)
-    write_csv(out / "anomalies_only.csv", [r for r, f in zip(rows, flags) if f], [True] * int(flags.sum()), labels)
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    plot_histogram(out / "score_hist.png", scores, threshold, input_path.name,
-                   [r["label"] != "-" for r in rows] if labels == "loghub" else None)
+    write_outputs(out, rows, flags, labels, result, scores, threshold, input_path.name)
     ranked = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
     return result, [(rows[i], bool(flags[i])) for i in ranked]
 

@@ -18,12 +18,14 @@ the same as with fixed-length padding (tests/test_model.py).  Lines repeat a lot
 normalised, so results are cached by token sequence (LRU, ``cache_size``; 0 disables it).
 """
 import math
+import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from . import checkpoint
+from .patterns import level_at, pattern_key, severity_prior
 from .vocab import PAD_ID, UNK_ID
 
 MAX_LINE_CHARS = 64_000  # a longer line is cut before normalisation (a 1 MB line is never a crash)
@@ -39,6 +41,10 @@ class LineScore:
     top_tokens: list = field(default_factory=list)
     top_losses: list = field(default_factory=list)
     truncated: bool = False
+    base: float = 0.0           # mean reconstruction cross-entropy, without novelty penalties
+    novel: list = field(default_factory=list)   # [token, penalty] for each distinct out-of-vocabulary token
+    pattern: str = ""           # model.patterns.pattern_key of the tokens
+    level: int = -1             # model.patterns.line_level of the tokens
 
 
 class Scorer:
@@ -54,6 +60,8 @@ class Scorer:
         self.unknown_penalty = math.log(len(vocab))
         self.novelty = self.config.get("novelty") or {}
         self.calibration = self.config.get("calibration", {})
+        # nats a fatal line's own level adds to its score (0 for checkpoints trained before it existed)
+        self.prior_at_fatal = float(self.config.get("hyperparameters", {}).get("severity_prior", 0.0))
         self.model_version = self.config.get("model_version", "unversioned")
         self.cache_size = cache_size
         self._cache = OrderedDict()
@@ -66,6 +74,18 @@ class Scorer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, vocab, normaliser, config = checkpoint.load(checkpoint_dir, device=device)
         return cls(model, vocab, normaliser, config, device=device, threads=threads, **kwargs)
+
+    @classmethod
+    def from_bytes(cls, payload, device="cpu", **kwargs):
+        """A Scorer from a checkpoint published as bytes (``model.checkpoint.to_bytes``)."""
+        with tempfile.TemporaryDirectory(prefix="clogs-checkpoint-") as folder:
+            checkpoint.unpack(payload, folder)
+            return cls.from_checkpoint(folder, device=device, **kwargs)
+
+    def save(self, out_dir):
+        """Write this Scorer as a checkpoint folder (model.pth, vocab_full.json, config.json)."""
+        checkpoint.save(out_dir, self.model, self.vocab, self.config)
+        return out_dir
 
     # -- preparation ------------------------------------------------------------------
     def prepare(self, line):
@@ -133,13 +153,23 @@ class Scorer:
         for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
             n = len(tokens)
             row_losses = row_losses[:n]
-            score = sum(row_losses) / n
             unknown = [i for i, token_id in enumerate(row_ids) if token_id == UNK_ID]
-            if unknown:
-                penalties = {i: self.unknown_token_penalty(tokens, i) for i in unknown}
-                score += max(penalties.values())
-                row_losses = [loss + penalties.get(i, 0.0) for i, loss in enumerate(row_losses)]
-            results.append(LineScore(score, n, len(unknown), *_top_tokens(tokens, row_losses)))
+            novel = {}  # token -> [penalty, occurrences]
+            for i in unknown:  # the model cannot reconstruct what it never saw: its penalty stands in
+                penalty = self.unknown_token_penalty(tokens, i)
+                row_losses[i] = penalty
+                entry = novel.setdefault(tokens[i], [penalty, 0])
+                entry[0], entry[1] = max(entry[0], penalty), entry[1] + 1
+            base = sum(loss for i, loss in enumerate(row_losses) if row_ids[i] != UNK_ID) / n
+            score = content_score(base, n, novel.values())
+            level, at = level_at(tokens)
+            prior = severity_prior(level, self.prior_at_fatal)
+            if prior:
+                score += prior
+                row_losses[at] += prior
+            results.append(LineScore(score, n, len(unknown), *_top_tokens(tokens, row_losses, unknown), base=base,
+                                     novel=[[t, round(p, 4), k] for t, (p, k) in novel.items()],
+                                     pattern=pattern_key(tokens), level=level))
         return results
 
     def unknown_token_penalty(self, tokens, i, leave_out=False):
@@ -161,16 +191,25 @@ class Scorer:
         return -math.log((novel + alpha * base) / (seen + alpha))
 
 
-def _top_tokens(tokens, losses, k=TOP_K):
-    best = {}
+def content_score(base, n, novel):
+    """Mean surprise per token -- the reconstruction loss of known tokens (``base`` is their sum
+    over n) plus the novelty penalty of each never-seen token -- and the largest penalty once more,
+    so one truly new word counts fully however long the line.  ``novel``: [(penalty, occurrences)]."""
+    novel = list(novel)
+    return base + sum(p * k for p, k in novel) / n + max((p for p, _ in novel), default=0.0)
+
+
+def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
+    """The k tokens that explain a score: never-seen tokens first (by penalty), then by loss."""
+    best, novel = {}, {tokens[i] for i in unknown}
     for token, loss in zip(tokens, losses):
         if loss > best.get(token, -1.0):
             best[token] = loss
-    top = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+    top = sorted(best.items(), key=lambda kv: (kv[0] not in novel, -kv[1]))[:k]
     return [t for t, _ in top], [round(loss, 4) for _, loss in top]
 
 
 def _with_truncated(result, truncated):
     if result.truncated == truncated:
         return result
-    return LineScore(result.score, result.tokens, result.unknown, result.top_tokens, result.top_losses, truncated)
+    return replace(result, truncated=truncated)

@@ -25,7 +25,7 @@ from .scoring import BOS, Scorer
 from .vocab import PAD_ID, Vocabulary
 
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, max_len=64, seed=1, val_fraction=0.1, embed_dim=32,
-                hidden_dim=64, latent_dim=32, min_freq=1, max_vocab=5000, patience=3)
+                hidden_dim=64, latent_dim=32, min_freq=1, max_vocab=5000, patience=3, severity_prior=2.0)
 
 
 def set_seed(seed):

@@ -3,7 +3,8 @@
 ``Stats`` keeps, for one source: ``count`` (every line counted), ``anomalies`` (lines
 flagged), Welford's ``n`` / ``mean`` / ``m2`` over the scores of the lines that were *not*
 flagged (a burst of anomalies never enters the baseline, so it cannot raise the threshold
-and hide itself), and ``last_offset``: the log-topic offset of the last line it counted.  A source's
+and hide itself), ``last_offset``: the log-topic offset of the last line it counted, and ``model_version``: the
+model whose scores the baseline holds (model/online.py rebases it when the model changes).  A source's
 lines all live in one log-topic partition, so an offset at or below ``last_offset`` is a
 replay (at-least-once delivery after a crash) and is not counted twice.
 """
@@ -28,16 +29,44 @@ class Stats(faust.Record, serializer="json"):
     mean: float = 0.0
     m2: float = 0.0
     last_offset: int = -1
+    model_version: str = ""
+    all_mean: float = 0.0
+    all_m2: float = 0.0
 
     @property
     def std(self):
         return math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
 
+    @property
+    def all_std(self):
+        return math.sqrt(self.all_m2 / self.count) if self.count > 1 else 0.0
+
     def add(self, value, offset, is_anomaly):
-        """Count a line; its score joins the baseline only if it was not flagged."""
-        n, mean, m2 = (self.n, self.mean, self.m2) if is_anomaly else welford(self.n, self.mean, self.m2, value)
-        return Stats(count=self.count + 1, anomalies=self.anomalies + int(is_anomaly), n=n, mean=mean, m2=m2,
-                     last_offset=offset)
+        """Count a line (in place); its score joins the baseline only if it was not flagged.
+        ``all_mean`` / ``all_std`` follow every line's score (the learning period's own bar)."""
+        if not is_anomaly:
+            self.n, self.mean, self.m2 = welford(self.n, self.mean, self.m2, value)
+        _, self.all_mean, self.all_m2 = welford(self.count, self.all_mean, self.all_m2, value)
+        self.count += 1
+        self.anomalies += int(is_anomaly)
+        self.last_offset = offset
+        return self
+
+
+class SourceMemory(faust.Record, serializer="json"):
+    """What one source has produced (model/online.py): its patterns and its out-of-vocabulary
+    tokens, each ``[count, last seen]`` where last seen is the source's line count then;
+    ``last_offset`` as in ``Stats``; ``candidates``: lines offered to the slow path's reservoir
+    (model/online.py).  Bounded by the policy's caps."""
+    patterns: dict = None
+    tokens: dict = None
+    last_offset: int = -1
+    candidates: int = 0    # training candidates offered to the reservoir so far
+
+
+    def __post_init__(self):
+        self.patterns = {} if self.patterns is None else self.patterns
+        self.tokens = {} if self.tokens is None else self.tokens
 
 
 class ScoredBatch(faust.Record, serializer="json"):
@@ -49,4 +78,5 @@ class ScoredBatch(faust.Record, serializer="json"):
 
 
 SCORED_FIELDS = ("source", "file", "line_no", "line", "ingested_at", "host", "anomaly_score", "unknown_tokens",
-                 "top_tokens", "model_version", "kafka_topic", "kafka_partition", "kafka_offset", "scored_at")
+                 "top_tokens", "model_version", "kafka_topic", "kafka_partition", "kafka_offset", "scored_at",
+                 "n_tokens", "base", "novel", "pattern", "level")

@@ -1,15 +1,24 @@
-"""Per-source statistics and threshold decisions, without Kafka: Welford, modes, bursts, parsing."""
+"""Per-source statistics and threshold decisions, without Kafka: Welford, modes, bursts, parsing.
+
+The static rule (learning off); tests/test_online.py covers the learning."""
 import json
 import random
 import statistics
 
 import pytest
 
-from agents.decision import decide
 from agents.parsing import dead_letter, parse_log_value
-from tables.records import Stats, welford
+from model.online import Policy, decide, judge_batch
+from tables.records import SourceMemory, Stats, welford
 
 CAL = {"mean": 0.5, "std": 1.0}
+STATIC = Policy(factor=3.0, warmup_lines=100, learning=False)
+
+
+def scored(score, offset, version="v1"):
+    """A line as the scoring agent hands it to the threshold agent."""
+    return {"source": "s", "line": "x", "anomaly_score": score, "base": score, "n_tokens": 1, "novel": [], "pattern": "p",
+            "level": -1, "model_version": version, "kafka_topic": "t", "kafka_partition": 0, "kafka_offset": offset}
 
 
 
@@ -35,34 +44,52 @@ def test_stats_survive_their_changelog_serialisation():
 
 def test_modes_warmup_dynamic_fixed():
     young = Stats(count=500, n=10, mean=9.0, m2=10 * 4.0)  # flagged lines do not end the warm-up
-    d = decide(young, CAL, factor=3.0, fixed=None, warmup_lines=100)
+    d = decide(young, CAL, STATIC)
     assert (d.mode, d.threshold, d.mean, d.std) == ("warmup", 3.5, 0.5, 1.0)
     old = Stats(count=500, n=500, mean=2.0, m2=500 * 1.0)  # std 1
-    d = decide(old, CAL, factor=3.0, fixed=None, warmup_lines=100)
+    d = decide(old, CAL, STATIC)
     assert (d.mode, d.threshold, d.mean, d.std) == ("dynamic", 5.0, 2.0, 1.0)
     quiet = Stats(count=500, n=500, mean=0.01, m2=500 * 0.0001)  # a source the model knows by heart
-    assert decide(quiet, CAL, factor=3.0, fixed=None, warmup_lines=100).threshold == 3.5  # calibration floor
-    d = decide(old, CAL, factor=3.0, fixed=7.25, warmup_lines=100)
+    assert decide(quiet, CAL, STATIC).threshold == 3.5  # calibration floor
+    d = decide(old, CAL, Policy(fixed=7.25, warmup_lines=100, learning=False))
     assert (d.mode, d.threshold) == ("fixed", 7.25)
+    new = Stats(count=10)
+    d = decide(new, CAL, Policy(learning=True, learning_lines=50, learning_factor=6.0))
+    assert (d.mode, d.threshold) == ("learning", 6.5)  # a new source's learning period: a high bar
 
 
 def run(stats, scores, offset=0):
-    """The threshold agent's rule, line by line: decide, then count."""
-    flagged = 0
-    for score in scores:
-        d = decide(stats, CAL, factor=3.0, fixed=None, warmup_lines=100)
-        flagged += score > d.threshold
-        stats = stats.add(score, offset, score > d.threshold)
-        offset += 1
-    return stats, flagged
+    """The threshold agent's own function over one batch; returns the stats and the flagged count."""
+    docs = judge_batch([scored(s, offset + i) for i, s in enumerate(scores)], stats, SourceMemory(), CAL, STATIC)
+    assert all(d["is_anomaly"] == (d["anomaly_score"] > d["threshold_used"]) for d in docs)
+    return stats, sum(d["is_anomaly"] for d in docs)
+
+
+def test_a_replayed_line_is_decided_again_but_not_counted_twice():
+    stats, _ = run(Stats(), [1.0, 2.0, 3.0])
+    again, _ = run(Stats.loads(stats.dumps()), [1.0, 2.0, 3.0])  # the same offsets after a crash
+    assert again == stats and again.count == 3
+
+
+def test_a_new_model_version_rebases_the_baseline_without_a_jump():
+    rng = random.Random(2)
+    stats, _ = run(Stats(), [abs(rng.gauss(2.5, 0.6)) for _ in range(1000)])
+    before = decide(stats, CAL, STATIC).threshold
+    judge_batch([scored(1.0, 1000, version="v2")], stats, SourceMemory(), CAL, STATIC)
+    assert stats.model_version == "v2" and stats.n == 101  # the old baseline weighs one warm-up now
+    after = decide(stats, CAL, STATIC)
+    assert after.mode == "dynamic" and after.threshold == pytest.approx(before, rel=0.1)  # no jump, no blind spell
+    judge_batch([scored(abs(rng.gauss(1.0, 0.2)), 1001 + i, "v2") for i in range(1000)], stats, SourceMemory(), CAL,
+                STATIC)
+    assert before > 4.0 and decide(stats, CAL, STATIC).threshold == 3.5  # it follows the new model's lower scale
 
 
 def test_a_burst_of_anomalies_cannot_hide_itself():
     rng = random.Random(1)
     stats, _ = run(Stats(), [abs(rng.gauss(2.5, 0.6)) for _ in range(1000)])
-    before = decide(stats, CAL, factor=3.0, fixed=None, warmup_lines=100)
+    before = decide(stats, CAL, STATIC)
     stats, flagged = run(stats, [30.0] * 2000, offset=1000)  # twice as many anomalies as normal lines
-    after = decide(stats, CAL, factor=3.0, fixed=None, warmup_lines=100)
+    after = decide(stats, CAL, STATIC)
     assert flagged == 2000
     assert after == before and after.mode == "dynamic"
     assert stats.count == 3000 and stats.anomalies >= 2000
@@ -74,7 +101,7 @@ def test_clipping_flagged_scores_would_let_a_burst_hide_itself():
     stats, _ = run(Stats(), [abs(rng.gauss(2.5, 0.6)) for _ in range(1000)])
     missed = 0
     for offset in range(1000, 3000):
-        d = decide(stats, CAL, factor=3.0, fixed=None, warmup_lines=100)
+        d = decide(stats, CAL, STATIC)
         missed += not 30.0 > d.threshold
         stats = stats.add(min(30.0, d.threshold), offset, False)  # clipped, and counted in the baseline
     assert missed > 500

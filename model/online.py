@@ -1,0 +1,211 @@
+"""Online learning of each source's normal traffic, and the threshold decision over a batch.
+
+``judge_batch`` is the one place where a source's scored lines are decided and learned from:
+the worker's threshold agent calls it on each micro-batch, ``clogs evaluate --online`` calls it
+on a file, the unit tests call it.  Each line is decided with the state as it stands, *then*
+learned (prequential), in offset order.
+
+Fast path: a per-source ``SourceMemory`` (tables/records.py) remembers the patterns the source
+produced (``model.patterns.pattern_key``) and the out-of-vocabulary tokens it used.  With
+learning on, a line's score is
+
+    content   = the Scorer's content score (model/scoring.py), counting only the novelty
+                penalties of out-of-vocabulary tokens that this source has not yet used in an
+                unflagged line
+    score     = content x (1 + n) ** -decay + severity prior of the line's level
+
+where ``n`` is how often the source produced the line's pattern before.  A pattern's first
+occurrence keeps its whole content score; its repeats fade, fast below warning level
+(``decay_info``, default 2) and slower at warning and above (``decay_warning``, default 1), so a
+new error stays flagged for a few repeats and a new informational message only once.  The
+severity prior (ERROR, FATAL, ...) never fades, and is smaller than any threshold on its own.
+
+Guards: a pattern counts as seen even when its line was flagged (a burst fades), but the tokens
+of a flagged line are *not* learned, so a new error's new words keep their penalty until the
+source produces them in a line that was not flagged.  Memories are per source: one source's
+traffic never changes another source's fast path.  Memories are bounded: past ``max_patterns``
+patterns or ``max_tokens`` tokens the least recently seen tenth is forgotten.
+
+Thresholds, by mode (``decide``): ``fixed``; ``learning`` (a new source's first
+``learning_lines`` lines: only a score above mean + ``learning_factor`` x std of both the
+calibration and every line the source sent so far is flagged -- far above the checkpoint's
+normal *and* far above what this new source usually looks like); ``warmup`` (the checkpoint's calibration until ``warmup_lines`` lines entered the
+source's baseline); ``dynamic`` (mean + factor x std of the source's own unflagged scores, never
+below the calibration threshold).  Flagged lines stay out of the baseline.
+"""
+import hashlib
+from dataclasses import dataclass
+
+from tables.records import SourceMemory, Stats
+
+from .patterns import severity_prior
+from .scoring import content_score
+
+
+@dataclass(frozen=True)
+class Policy:
+    factor: float = 3.0
+    fixed: float = None
+    warmup_lines: int = 200
+    learning: bool = True
+    learning_lines: int = 200
+    learning_factor: float = 6.0
+    decay_info: float = 2.0
+    decay_warning: float = 1.0
+    info_weight: float = 0.5
+    max_patterns: int = 2000
+    max_tokens: int = 2000
+    reservoir_lines: int = 500
+    window: int = 50
+
+
+@dataclass
+class Decision:
+    threshold: float
+    mode: str
+    mean: float
+    std: float
+
+
+def decide(stats, calibration, policy):
+    """The threshold for a source's next line, from its statistics and the checkpoint's calibration."""
+    cal_mean, cal_std = calibration.get("mean", 0.0), calibration.get("std", 0.0)
+    floor = cal_mean + policy.factor * cal_std
+    if policy.fixed is not None:
+        mean, std = (stats.mean, stats.std) if stats.n >= policy.warmup_lines else (cal_mean, cal_std)
+        return Decision(policy.fixed, "fixed", mean, std)
+    if policy.learning and stats.count < policy.learning_lines:
+        bar = max(cal_mean + policy.learning_factor * cal_std,
+                  stats.all_mean + policy.learning_factor * stats.all_std)
+        return Decision(bar, "learning", stats.all_mean, stats.all_std)
+    if stats.n < policy.warmup_lines:
+        return Decision(floor, "warmup", cal_mean, cal_std)
+    return Decision(max(stats.mean + policy.factor * stats.std, floor), "dynamic", stats.mean, stats.std)
+
+
+def familiarity(entry, position, window):
+    """In how many earlier windows of ``window`` lines the source produced the pattern."""
+    if not entry:
+        return 0
+    return entry[0] - (entry[1] // window == position // window)
+
+
+def online_score(line, memory, policy, prior_at_fatal, position):
+    """(score, familiarity) of a scored line, the source's ``position``-th, given its memory."""
+    unlearned = [(penalty, count) for token, penalty, count in line["novel"] if token not in memory.tokens]
+    content = content_score(line["base"], line["n_tokens"], unlearned)
+    n = familiarity(memory.patterns.get(line["pattern"]), position, policy.window)
+    level = line["level"]
+    decay = policy.decay_warning if level >= 2 else policy.decay_info
+    weight = policy.info_weight if 0 <= level <= 1 else 1.0
+    return weight * content * (1 + n) ** -decay + severity_prior(level, prior_at_fatal), n
+
+
+def learn(memory, line, flagged, position, policy):
+    """Count the line's pattern (once per window); learn its out-of-vocabulary tokens only if
+    the line was not flagged."""
+    seen = memory.patterns.get(line["pattern"])
+    if not seen:
+        memory.patterns[line["pattern"]] = [1, position]
+    else:
+        memory.patterns[line["pattern"]] = [seen[0] + (seen[1] // policy.window < position // policy.window),
+                                            position]
+    if not flagged:
+        for token, _, _ in line["novel"]:
+            entry = memory.tokens.get(token)
+            memory.tokens[token] = [entry[0] + 1 if entry else 1, position]
+    forget_least_recent(memory.patterns, policy.max_patterns)
+    forget_least_recent(memory.tokens, policy.max_tokens)
+
+
+def forget_least_recent(entries, cap):
+    """Past ``cap`` entries, drop the least recently seen tenth (entries are [count, last_seen])."""
+    if len(entries) <= cap:
+        return
+    keep = int(cap * 0.9)
+    for key, _ in sorted(entries.items(), key=lambda kv: kv[1][1])[: len(entries) - keep]:
+        del entries[key]
+
+
+def rebase(stats, model_version, policy):
+    """A new model scores on its own scale: the old baseline is kept as a prior worth one warm-up
+    (``warmup_lines`` lines), so the threshold neither jumps at the switch nor stays on the old
+    scale: the new model's scores take it over within a few hundred lines."""
+    if stats.model_version == model_version:
+        return stats
+    if stats.model_version and stats.n > policy.warmup_lines:
+        stats.m2 *= policy.warmup_lines / stats.n
+        stats.n = policy.warmup_lines
+    stats.model_version = model_version
+    return stats
+
+
+def reservoir_slot(source, candidate, size):
+    """Reservoir sampling, deterministic: the slot (0..size-1) the source's ``candidate``-th
+    training candidate takes, or None.  The same candidate always gets the same slot, so a replay
+    rewrites the same key of the compacted reservoir topic."""
+    if candidate < size:
+        return candidate
+    digest = hashlib.blake2b(f"{source}|{candidate}".encode(), digest_size=8).digest()
+    j = int.from_bytes(digest, "big") % (candidate + 1)
+    return j if j < size else None
+
+
+def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, samples=None):
+    """Decide and learn a source's lines in offset order; returns the result documents.
+
+    ``lines``: dicts from the scoring agent (``tables.records.SCORED_FIELDS``); ``stats`` and
+    ``memory`` are updated in place.  A line at or below ``stats.last_offset`` is a replay: it is
+    decided again but neither counted nor learned twice.  With a ``samples`` list, the slow path's
+    training candidates are appended to it as (slot, line): lines that were not flagged and whose
+    pattern the source had already produced twice (established normal traffic, never a one-off).
+    """
+    docs = []
+    for line in lines:
+        replay = line["kafka_offset"] <= stats.last_offset
+        if not replay:
+            rebase(stats, line["model_version"], policy)
+        decision = decide(stats, calibration, policy)
+        position = stats.count
+        if policy.learning:
+            score, seen = online_score(line, memory, policy, prior_at_fatal, position)
+        else:
+            score, seen = line["anomaly_score"], None
+        is_anomaly = score > decision.threshold
+        if not replay:
+            stats.add(score, line["kafka_offset"], is_anomaly)
+            if policy.learning:
+                if samples is not None and not is_anomaly and seen >= 2 and policy.reservoir_lines:
+                    slot = reservoir_slot(line["source"], memory.candidates, policy.reservoir_lines)
+                    memory.candidates += 1
+                    if slot is not None:
+                        samples.append((slot, line["line"]))
+                learn(memory, line, is_anomaly, position, policy)
+                memory.last_offset = line["kafka_offset"]
+        docs.append(result_document(line, score, decision, is_anomaly, seen))
+    return docs
+
+
+RESULT_DROP = ("base", "novel", "pattern", "n_tokens")
+
+
+def result_document(line, score, decision, is_anomaly, seen=None):
+    """The Elasticsearch document of a decided line (a dict); "id" is its log topic-partition-offset."""
+    doc = {k: v for k, v in line.items() if k not in RESULT_DROP}
+    doc.update(anomaly_score=score, model_score=line["anomaly_score"], is_anomaly=is_anomaly,
+               threshold_used=decision.threshold, threshold_mode=decision.mode, mean_score=decision.mean,
+               std_score=decision.std, pattern_id=line.get("pattern", ""), pattern_seen=seen)
+    doc["id"] = f"{line['kafka_topic']}-{line['kafka_partition']}-{line['kafka_offset']}"
+    return doc
+
+
+def new_state():
+    """A source's state before its first line."""
+    return Stats(), SourceMemory()
+
+
+def scored_fields(result):
+    """The fields a line carries from the Scorer to ``judge_batch`` (one LineScore)."""
+    return {"anomaly_score": result.score, "unknown_tokens": result.unknown, "top_tokens": result.top_tokens,
+            "n_tokens": result.tokens, "base": result.base, "novel": result.novel, "pattern": result.pattern,
+            "level": result.level}

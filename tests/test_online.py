@@ -1,0 +1,102 @@
+"""Online learning without Kafka: the worker's own ``judge_batch`` on a service the shipped model
+has never seen (app/traffic.py), its guards, its bounds, and ``evaluate --online``."""
+import csv
+
+import pytest
+
+from app.traffic import failure_line, service_lines
+from model.evaluate import evaluate_online
+from model.online import Policy, forget_least_recent, judge_batch, new_state, scored_fields
+from tables.records import SourceMemory, Stats
+
+LEARNING = Policy(learning=True, learning_lines=100, warmup_lines=100)
+STATIC = Policy(learning=False, warmup_lines=100)
+
+
+def scored_lines(scorer, lines, source="log-new", start=0):
+    return [{"source": source, "line": line, "model_version": scorer.model_version, "kafka_topic": "t",
+             "kafka_partition": 0, "kafka_offset": start + i, **scored_fields(result)}
+            for i, (line, result) in enumerate(zip(lines, scorer.score_batch(lines)))]
+
+
+def stream(scorer, lines, policy, state=None, source="log-new", start=0, batch=64):
+    """Micro-batches through judge_batch, as the threshold agent sees them; returns (docs, state)."""
+    stats, memory = state or new_state()
+    scored = scored_lines(scorer, lines, source, start)
+    docs = []
+    for i in range(0, len(scored), batch):
+        docs += judge_batch(scored[i:i + batch], stats, memory, scorer.calibration, policy, scorer.prior_at_fatal)
+    return docs, (stats, memory)
+
+
+def test_an_unseen_source_stops_being_flagged_and_a_new_error_is_still_caught(default_scorer):
+    normal = service_lines("payments", 1500, seed=1)
+    static, _ = stream(default_scorer, normal, STATIC)
+    assert sum(d["is_anomaly"] for d in static[-500:]) > 400  # the shipped model alone flags it line after line
+    docs, state = stream(default_scorer, normal, LEARNING)
+    late = docs[-500:]
+    assert sum(d["is_anomaly"] for d in late) <= 2, [d["line"] for d in late if d["is_anomaly"]]
+    assert {d["threshold_mode"] for d in docs[:100]} == {"learning"} and late[-1]["threshold_mode"] == "dynamic"
+    assert sum(d["is_anomaly"] for d in docs[:100]) <= 5  # the learning period flags only above its high bar
+    failure = failure_line("payments", seed=1)
+    burst, state = stream(default_scorer, [failure] * 30, LEARNING, state, start=1500)
+    assert all(d["is_anomaly"] for d in burst)  # a new error is flagged from its first line, all through its burst
+    assert burst[0]["pattern_seen"] == burst[-1]["pattern_seen"] == 0
+    assert set(burst[0]["top_tokens"]) & set(failure.split())  # with the words that explain it
+    recurring = (normal[:LEARNING.window] + [failure]) * 8  # the same error again, once in every later window
+    docs, _ = stream(default_scorer, recurring, LEARNING, state, start=1530)
+    flags = [d["is_anomaly"] for d in docs if d["line"] == failure]
+    assert flags[0] and not any(flags[-3:])  # it fades as it recurs over time
+
+
+def test_one_source_cannot_teach_another_its_anomalies(default_scorer):
+    failure = failure_line("inventory", seed=2)
+    _, warm_a = stream(default_scorer, service_lines("inventory", 600, seed=2), LEARNING, source="log-a")
+    _, warm_b = stream(default_scorer, service_lines("inventory", 600, seed=3), LEARNING, source="log-b")
+    rounds = (service_lines("inventory", LEARNING.window, seed=4) + [failure]) * 10
+    taught, _ = stream(default_scorer, rounds, LEARNING, warm_a, source="log-a", start=600)
+    assert not taught[-1]["is_anomaly"] and taught[-1]["pattern_seen"] >= 8  # source A has learned its own line
+    first_in_b, _ = stream(default_scorer, [failure], LEARNING, warm_b, source="log-b", start=600)
+    assert first_in_b[0]["is_anomaly"] and first_in_b[0]["pattern_seen"] == 0
+
+
+def test_learning_off_is_the_static_model(default_scorer):
+    lines = service_lines("inventory", 50, seed=4)
+    docs, (stats, memory) = stream(default_scorer, lines, STATIC)
+    assert [d["anomaly_score"] for d in docs] == [r.score for r in default_scorer.score_batch(lines)]
+    assert memory.patterns == {} and stats.count == 50
+
+
+def test_a_replay_after_a_crash_is_not_learned_twice(default_scorer):
+    lines = service_lines("payments", 300, seed=5)
+    _, (stats, memory) = stream(default_scorer, lines, LEARNING)
+    saved = (Stats.loads(stats.dumps()), SourceMemory.loads(memory.dumps()))
+    stream(default_scorer, lines[200:], LEARNING, (stats, memory), start=200)  # offsets 200-299 again
+    assert stats == saved[0] and memory.patterns == saved[1].patterns and memory.tokens == saved[1].tokens
+
+
+def test_memory_is_bounded_and_forgets_the_least_recently_seen():
+    entries = {f"p{i}": [1, i] for i in range(1001)}
+    forget_least_recent(entries, 1000)
+    assert len(entries) == 900 and "p0" not in entries and "p100" not in entries and "p101" in entries
+    memory = SourceMemory()
+    policy = Policy(max_patterns=50, max_tokens=20)
+    lines = [{"source": "s", "line": f"x{i}", "anomaly_score": 1.0, "base": 1.0, "n_tokens": 1, "novel": [[f"tok{i}", 5.0, 1]],
+              "pattern": f"p{i}", "level": 1, "model_version": "v", "kafka_topic": "t", "kafka_partition": 0,
+              "kafka_offset": i} for i in range(500)]
+    judge_batch(lines, Stats(), memory, {"mean": 0.0, "std": 100.0}, policy)
+    assert len(memory.patterns) <= 50 and len(memory.tokens) <= 20 and "p499" in memory.patterns
+    assert SourceMemory.loads(memory.dumps()).patterns == memory.patterns
+
+
+def test_evaluate_online_decides_like_the_worker(default_scorer, tmp_path):
+    lines = service_lines("inventory", 400, seed=6) + [failure_line("inventory", seed=6)]
+    (tmp_path / "svc.log").write_text("\n".join(lines) + "\n")
+    result, _ = evaluate_online(default_scorer, tmp_path / "svc.log", tmp_path / "out", LEARNING, progress=False)
+    with open(tmp_path / "out" / "test_anomaly_results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    docs, _ = stream(default_scorer, lines, LEARNING, batch=37)  # other batch boundaries, same decisions
+    assert [r["is_anomaly"] == "True" for r in rows] == [d["is_anomaly"] for d in docs]
+    assert [float(r["score"]) for r in rows] == pytest.approx([d["anomaly_score"] for d in docs], abs=1e-6)
+    assert rows[-1]["is_anomaly"] == "True" and result["n_anomalies"] == sum(d["is_anomaly"] for d in docs)
+    assert result["modes"]["learning"] == 100
