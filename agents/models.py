@@ -11,12 +11,17 @@ that lines scored by the previous model are judged on that model's scale.
 """
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import settings
+from app.trainer import latest_model
 from model import CheckpointError, Scorer
 
 log = logging.getLogger(__name__)
@@ -25,9 +30,11 @@ log = logging.getLogger(__name__)
 class ModelService(faust.Service):
     """Owns the Scorer: loaded on start, replaced when the trainer publishes a new version."""
 
-    def __init__(self, app, **kwargs):
+    def __init__(self, app, models_topic, reservoir_topic, **kwargs):
         super().__init__(**kwargs)
         self.app = app
+        self.models_topic, self.reservoir_topic = models_topic, reservoir_topic
+        self.trainer = None
         self.scorer = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clogs-scorer")
         self.versions = OrderedDict()  # model_version -> (calibration, severity prior), newest last
@@ -42,8 +49,55 @@ class ModelService(faust.Service):
             log.critical("clogs worker: %s", exc)
             raise SystemExit(f"clogs worker: {exc}") from None
         self.use(scorer)
-        self.loaded.set()
         log.info("model %s loaded from %s", scorer.model_version, settings.CHECKPOINT_DIR)
+        if settings.LEARNING:
+            await self.models_topic.maybe_declare()
+            await self.reservoir_topic.maybe_declare()
+            payload = await latest_model(settings.kafka_bootstrap(), self.models_topic.get_topic_name())
+            if payload:  # a restarted worker goes on with the newest published model
+                await self.swap_from_bytes(payload)
+            if settings.TRAINER == "auto":
+                self.start_trainer()
+        self.loaded.set()
+
+    def start_trainer(self):
+        self.trainer = subprocess.Popen([sys.executable, "-m", "app.trainer", "--parent", str(os.getpid())],
+                                        cwd=settings.ROOT)
+
+    @faust.Service.timer(30.0)
+    async def keep_trainer_running(self):
+        """A trainer that died is logged and started again (the slow path must not stop silently)."""
+        if self.trainer is not None and self.trainer.poll() is not None and not self.should_stop:
+            log.error("the trainer process exited with code %s; starting it again", self.trainer.returncode)
+            self.start_trainer()
+
+    async def on_stop(self):
+        if self.trainer is not None and self.trainer.poll() is None:
+            self.trainer.terminate()
+
+    @faust.Service.task
+    async def follow_published_models(self):
+        """Swap in each checkpoint the trainer publishes, for as long as the worker runs."""
+        await self.loaded.wait()
+        if not settings.LEARNING:
+            return
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap(), group_id=None,
+                                    enable_auto_commit=False, max_partition_fetch_bytes=16 << 20,
+                                    fetch_max_bytes=16 << 20)
+        await consumer.start()
+        try:
+            partition = TopicPartition(self.models_topic.get_topic_name(), 0)
+            consumer.assign([partition])
+            await consumer.seek_to_end(partition)
+            while not self.should_stop:
+                batch = await consumer.getmany(partition, timeout_ms=1000)
+                for record in batch.get(partition, []):
+                    try:
+                        await self.swap_from_bytes(record.value)
+                    except CheckpointError as exc:
+                        log.error("published model at offset %d ignored: %s", record.offset, exc)
+        finally:
+            await consumer.stop()
 
     async def ready(self):
         """Wait until the model is loaded (agents may start before the service)."""

@@ -6,7 +6,7 @@ and the unit tests call -- and writes both back: one table write each per batch.
 scores and guards are described in model/online.py.
 """
 from app import settings
-from app.faust_app import anomalies_topic, app, models, results_topic, scored_topic
+from app.faust_app import anomalies_topic, app, models, reservoir_topic, results_topic, scored_topic
 from model.online import Policy, judge_batch
 from tables.stats import memory_table, stats_table
 
@@ -22,10 +22,13 @@ async def apply_thresholds(stream):
     async for batch in stream:
         stats, memory = stats_table[batch.source], memory_table[batch.source]
         calibration, prior = models.scale_of(batch.lines[0]["model_version"])
-        docs = judge_batch(batch.lines, stats, memory, calibration, rules, prior)
+        samples = []
+        docs = judge_batch(batch.lines, stats, memory, calibration, rules, prior, samples)
         stats_table[batch.source] = stats
         if rules.learning:
             memory_table[batch.source] = memory
+        for slot, line in samples:  # the slow path's reservoir: one compacted key per slot
+            await reservoir_topic.send(key=f"{batch.source}|{slot}".encode(), value=line.encode("utf-8", "replace"))
         await results_topic.send(key=batch.source, value={"source": batch.source, "docs": docs})
         for doc in docs:
             if doc["is_anomaly"]:

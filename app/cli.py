@@ -37,15 +37,27 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     from model import CheckpointError, Scorer
-    from model.evaluate import evaluate
+    from model.evaluate import evaluate, evaluate_online
+    from model.online import Policy
 
     try:
         scorer = Scorer.from_checkpoint(args.checkpoint_dir, device=args.device)
-        result, top = evaluate(scorer, args.input, args.out_dir, factor=args.factor, top=args.top, labels=args.labels)
+        if args.online:
+            policy = Policy(**{**settings.policy_options(), "factor": args.factor, "learning": True})
+            result, top = evaluate_online(scorer, args.input, args.out_dir, policy, top=args.top, labels=args.labels,
+                                          retrain_every=args.retrain_every, retrain_epochs=settings.RETRAIN_EPOCHS)
+        else:
+            result, top = evaluate(scorer, args.input, args.out_dir, factor=args.factor, top=args.top,
+                                   labels=args.labels)
     except (CheckpointError, FileNotFoundError) as exc:
         sys.exit(f"clogs evaluate: {exc}")
-    print(f"\n{result['n']} lines, threshold {result['threshold']:.3f} (mean {result['mean']:.3f} + "
-          f"{args.factor} x std {result['std']:.3f}), {result['n_anomalies']} anomalies")
+    if args.online:
+        modes = ", ".join(f"{k} {v}" for k, v in result["modes"].items())
+        print(f"\n{result['n']} lines judged online (then learned), {result['n_anomalies']} anomalies; modes: {modes}; "
+              f"{result['patterns']} patterns, {len(result['retrains'])} retrains")
+    else:
+        print(f"\n{result['n']} lines, threshold {result['threshold']:.3f} (mean {result['mean']:.3f} + "
+              f"{args.factor} x std {result['std']:.3f}), {result['n_anomalies']} anomalies")
     if "roc_auc" in result:
         print(f"precision {result['precision']:.3f} recall {result['recall']:.3f} F1 {result['f1']:.3f} | "
               f"ROC-AUC {result['roc_auc']:.3f} PR-AUC {result['pr_auc']:.3f} best F1 {result['best_f1']:.3f}")
@@ -98,6 +110,10 @@ def add_model_commands(sub):
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--labels", choices=["none", "loghub"], default="none")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--online", action="store_true", help="prequential: judge each line, then learn from it, "
+                   "in file order, with the worker's own learning (CLOGS_* learning settings)")
+    p.add_argument("--retrain-every", type=int, default=0, help="with --online: also retrain the model on the "
+                   "reservoir after every N lines (the slow path, synchronously)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score", help="score lines given as arguments or on stdin (JSON per line)")

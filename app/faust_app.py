@@ -13,6 +13,7 @@ from pathlib import Path
 import faust
 
 from app import settings
+from app.trainer import trainer_topics
 from tables.records import ScoredBatch
 
 Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -53,10 +54,17 @@ scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=st
 results_topic = app.topic(f"{settings.APP_ID}-results", internal=True, key_type=str, value_serializer="json",
                           partitions=settings.PARTITIONS)
 
+# The slow path (app/trainer.py): sampled normal lines in, published checkpoints out.
+reservoir_name, models_name = trainer_topics()
+reservoir_topic = app.topic(reservoir_name, internal=True, key_type=str, key_serializer="raw", value_type=str,
+                            value_serializer="raw", partitions=settings.PARTITIONS, compacting=True)
+models_topic = app.topic(models_name, internal=True, key_serializer="raw", value_serializer="raw", partitions=1,
+                         compacting=True)
+
 # The model service loads the Scorer when the worker starts and swaps in newer checkpoints.
 from agents.models import ModelService  # noqa: E402
 
-models = app.service(ModelService(app))
+models = app.service(ModelService(app, models_topic, reservoir_topic))
 
 # Faust's own wiring: importing these modules registers the tables, agents and pages.
 from tables import stats as _stats  # noqa: E402,F401

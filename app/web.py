@@ -7,6 +7,9 @@ GET /stats/local/          -> the sources of this worker's partitions only
 GET /stats/{source}/       -> one source, routed to the worker that owns its partition
 GET /deadletter/           -> dead-letter counters of this worker, by reason
 """
+import hashlib
+import json
+
 import aiohttp
 
 from agents import deadletter
@@ -24,7 +27,16 @@ def describe(source, stats):
     return {"count": stats.count, "mean": stats.mean, "std": stats.std, "threshold": decision.threshold,
             "mode": decision.mode, "anomalies": stats.anomalies, "baseline_lines": stats.n,
             "last_offset": stats.last_offset, "model_version": stats.model_version,
-            "patterns": len(memory.patterns) if memory else 0, "learned_tokens": len(memory.tokens) if memory else 0}
+            "patterns": len(memory.patterns) if memory else 0, "learned_tokens": len(memory.tokens) if memory else 0,
+            "memory_digest": memory_digest(memory)}
+
+
+def memory_digest(memory):
+    """A short fingerprint of a source's learning memory: equal digests, equal memories."""
+    if not memory:
+        return None
+    payload = json.dumps([memory.patterns, memory.tokens, memory.last_offset, memory.candidates], sort_keys=True)
+    return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
 
 
 def local_stats():

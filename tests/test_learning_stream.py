@@ -1,0 +1,47 @@
+"""Online learning on the real Kafka and Elasticsearch: a running worker learns a service no model
+has seen, its own trainer retrains and publishes a model, and the worker swaps it in without a
+restart -- every line indexed once, each with the version that scored it."""
+import pytest
+
+from app.traffic import failure_line, service_lines
+from tests.streaming_helpers import Worker, es_count, es_docs, run_cli, wait_for, write_logs
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+TRAINER = {"CLOGS_TRAINER": "auto", "CLOGS_RETRAIN_SECONDS": "2", "CLOGS_RETRAIN_MIN_NEW": "200",
+           "CLOGS_RETRAIN_EPOCHS": "2", "CLOGS_LEARNING_LINES": "100"}
+
+
+def test_a_running_worker_learns_a_new_service_and_swaps_in_a_retrained_model(services, names, tmp_path):
+    normal = service_lines("payments", 1400, seed=11)
+    failure = failure_line("payments", seed=11)
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, tmp_path / "state", env=TRAINER).start()
+    try:
+        pid = worker.proc.pid
+        first = write_logs(tmp_path / "round1", {"payments": normal[:1000]})
+        run_cli("ingest", "--base-dir", str(tmp_path / "round1"), "--topic", names["topic"])
+        wait_for(lambda: es_count(names["index"]) >= first, timeout=180, what="the first round indexed")
+        shipped = worker.stats("/health")["model_version"]
+        health = wait_for(lambda: (h := worker.stats("/health"))["model_swaps"] >= 1 and h, timeout=240,
+                          what="the worker to swap in its trainer's model")
+        retrained = health["model_version"]
+        assert retrained != shipped and worker.proc.pid == pid  # a new version, no restart
+        second = write_logs(tmp_path / "round2", {"payments": normal[1000:1200] + [failure] + normal[1200:]})
+        run_cli("ingest", "--base-dir", str(tmp_path / "round2"), "--topic", names["topic"])
+        wait_for(lambda: es_count(names["index"]) >= first + second, timeout=180, what="the second round indexed")
+        docs = es_docs(names["index"])
+        assert len(docs) == es_count(names["index"]) == first + second  # nothing lost, nothing twice
+        round1 = sorted((d for d in docs.values() if d["file"].startswith("log-payments") and
+                         d["kafka_offset"] < first), key=lambda d: d["kafka_offset"])
+        assert {d["model_version"] for d in docs.values()} == {shipped, retrained}
+        assert sum(d["is_anomaly"] for d in round1[:first // 2]) > 0  # new at first ...
+        late = [d for d in docs.values() if d["model_version"] == retrained and d["line"] != failure]
+        assert late and sum(d["is_anomaly"] for d in late) <= 0.01 * len(late)  # ... learned since
+        caught = [d for d in docs.values() if d["line"] == failure]
+        assert len(caught) == 1 and caught[0]["is_anomaly"] and caught[0]["model_version"] == retrained
+        stats = worker.stats("/stats/log-payments/")["log-payments"]
+        assert stats["count"] == first + second and stats["model_version"] == retrained and stats["patterns"] > 0
+    finally:
+        worker.stop()
+        print(f"--- worker log (shown when the test fails) ---\n{worker.log_tail(60)}")
