@@ -190,6 +190,15 @@ def cmd_stream(args):
         stop_worker(proc)
 
 
+# --- trainer ---------------------------------------------------------------------------
+def cmd_trainer(args):
+    from app.trainer import main as trainer_main
+
+    if args.broker:
+        settings.BROKER = args.broker
+    trainer_main(["--once"] if args.once else [])
+
+
 # --- report ----------------------------------------------------------------------------
 def print_report(index=None, top=5, es_url=None):
     from agents.elastic import sync_client
@@ -276,6 +285,12 @@ def add_streaming_commands(sub):
                    "then print a report")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("trainer", help="the continual trainer: retrain on the reservoir, publish models "
+                       "(workers start one each by default, CLOGS_TRAINER=auto)")
+    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.BROKER})")
+    p.add_argument("--once", action="store_true", help="retrain once when enough samples are there, then exit")
+    p.set_defaults(func=cmd_trainer)
 
     p = sub.add_parser("report", help="top anomalies per source, read back from Elasticsearch")
     p.add_argument("--index", default=None)

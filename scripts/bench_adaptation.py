@@ -161,6 +161,83 @@ def print_cold_start(title, figures, peer=None):
         print(f"| {name} | {row['flagged_normal'] * 100:.1f} % | {row['planted_recall']:.2f} |{extra}")
 
 
+def stream_flags(sources, base, seconds, env):
+    """Protocol D through the product: every source ingested at once, each paced over ``seconds``,
+    into one worker with default settings; the decisions read back from Elasticsearch.
+    Returns ({source: flags in line order}, latencies in s, retrain windows, the worker log)."""
+    import asyncio
+    from datetime import datetime
+
+    from elasticsearch.helpers import scan
+
+    from agents.elastic import sync_client
+    from app.ingest import ingest
+    from tests.streaming_helpers import Worker, es_count, run_cli, wait_for
+
+    tag = str(int(time.time()))
+    names = {"topic": f"bench-adapt-{tag}", "app_id": f"bench-adapt-{tag}", "index": f"bench-adapt-{tag}"}
+    total = sum(len(lines) for lines in sources.values())
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, Path(base).parent / f"state-{tag}", env=env)
+    worker.args[worker.args.index("--loglevel") + 1] = "info"
+    worker.start()
+    es = sync_client()
+    try:
+        async def all_sources():
+            delay = seconds / max(len(lines) for lines in sources.values())
+            await asyncio.gather(*(ingest(base, f"log-{name}/*.txt", delay, 50, names["topic"], progress=False)
+                                   for name in sources))
+
+        started = time.monotonic()
+        asyncio.run(all_sources())
+        wait_for(lambda: es_count(names["index"]) >= total, timeout=900, interval=1, what="all lines indexed")
+        print(f"streamed {total} lines of {len(sources)} sources through one worker in "
+              f"{time.monotonic() - started:.0f} s")
+        docs = list(scan(es, index=names["index"], query={"query": {"match_all": {}}},
+                         _source=["source", "line_no", "is_anomaly", "ingested_at", "indexed_at", "model_version"]))
+        flags, latencies, versions = {}, [], {}
+        for hit in docs:
+            d = hit["_source"]
+            flags.setdefault(d["source"][4:], {})[d["line_no"]] = d["is_anomaly"]
+            ingested, indexed = (datetime.fromisoformat(d[k]) for k in ("ingested_at", "indexed_at"))
+            latencies.append((ingested, (indexed - ingested).total_seconds()))
+            versions[d["model_version"]] = versions.get(d["model_version"], 0) + 1
+        log = worker.log_path.read_text(errors="replace")
+        return ({name: [by_line[i] for i in sorted(by_line)] for name, by_line in flags.items()}, latencies,
+                versions, log)
+    finally:
+        worker.stop()
+        es.indices.delete(index=names["index"], ignore_unavailable=True)
+
+
+def retrain_windows(log):
+    """(start, end) datetimes of each retrain, from the trainer's lines in the worker log."""
+    from datetime import datetime, timezone
+
+    windows, start = [], None
+    for line in log.splitlines():
+        match = re.match(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\] \[trainer \d+\] (retraining|published)", line)
+        if not match:
+            continue
+        when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").astimezone(timezone.utc)
+        if match.group(2) == "retraining":
+            start = when
+        elif start is not None:
+            windows.append((start, when))
+            start = None
+    return windows
+
+
+def latency_figures(latencies, windows):
+    values = np.array([v for _, v in latencies])
+    during = np.array([v for t, v in latencies if any(a <= t <= b for a, b in windows)])
+    out = {"p50_s": float(np.percentile(values, 50)), "p99_s": float(np.percentile(values, 99)),
+           "max_s": float(values.max()), "retrains": len(windows)}
+    if len(during):
+        out.update(during_retrain_lines=int(len(during)), during_retrain_p99_s=float(np.percentile(during, 99)))
+    return out
+
+
 def train_without_bgl(out):
     """A checkpoint that never saw BGL: the other five shipped samples (cached in out)."""
     from model.train import train
@@ -207,6 +284,11 @@ def main():
     parser.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
     parser.add_argument("--seed", type=int, default=0, help="which lines are planted where")
     parser.add_argument("--skip", nargs="*", default=[], choices=["B", "C", "D", "peer"])
+    parser.add_argument("--stream", action="store_true", help="also protocol D through Kafka -> worker -> "
+                        "Elasticsearch on the local services (scripts/services up)")
+    parser.add_argument("--stream-seconds", type=float, default=180, help="each source paced over this long")
+    parser.add_argument("--retrain-seconds", type=float, default=60,
+                        help="the worker's trainer looks for new samples this often during --stream")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,6 +304,18 @@ def main():
         report["D_drain3"] = peer
         print_cold_start(f"Protocol D, clogs evaluate --online ({seconds:.1f} s) beside the Drain3 peer",
                          report["D_offline"], peer)
+    if args.stream:
+        env = {"CLOGS_RETRAIN_SECONDS": str(args.retrain_seconds)}
+        flags, latencies, versions, log = stream_flags(sources, out / "logs", args.stream_seconds, env)
+        (out / "stream-worker.log").write_text(log)
+        report["D_stream"] = cold_start_figures(sources, flags)
+        report["stream_latency"] = latency_figures(latencies, retrain_windows(log))
+        report["stream_model_versions"] = versions
+        print_cold_start("Protocol D through Kafka -> worker -> Elasticsearch (default settings)", report["D_stream"],
+                         report.get("D_drain3"))
+        print("latency ingest -> indexed: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                         for k, v in report["stream_latency"].items()))
+        print(f"documents per model version: {versions}")
     if "C" not in args.skip:
         report["C"] = protocol_c(out, policy)
         print(f"\nProtocol C (BGL_2k online from a checkpoint without BGL): "
