@@ -1,9 +1,15 @@
 """Online learning on the real Kafka and Elasticsearch: a running worker learns a service no model
 has seen, its own trainer retrains and publishes a model, and the worker swaps it in without a
-restart -- every line indexed once, each with the version that scored it."""
+restart -- every line indexed once, each with the version that scored it; and ``clogs evaluate
+--online`` decides a file exactly as the worker does."""
+import csv
+
 import pytest
 
+from app import settings
 from app.traffic import failure_line, service_lines
+from model.evaluate import evaluate_online
+from model.online import Policy
 from tests.streaming_helpers import Worker, es_count, es_docs, run_cli, wait_for, write_logs
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -45,3 +51,24 @@ def test_a_running_worker_learns_a_new_service_and_swaps_in_a_retrained_model(se
     finally:
         worker.stop()
         print(f"--- worker log (shown when the test fails) ---\n{worker.log_tail(60)}")
+
+
+def test_evaluate_online_gives_the_workers_decisions(services, names, tmp_path, default_scorer):
+    lines = service_lines("inventory", 700, seed=12)
+    lines.insert(450, failure_line("inventory", seed=12))
+    write_logs(tmp_path / "logs", {"inventory": lines})
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, tmp_path / "state", env={"CLOGS_TRAINER": "off"}).start()
+    try:
+        run_cli("ingest", "--base-dir", str(tmp_path / "logs"), "--topic", names["topic"])
+        wait_for(lambda: es_count(names["index"]) >= len(lines), timeout=180, what="every line indexed")
+    finally:
+        worker.stop()
+    docs = sorted(es_docs(names["index"]).values(), key=lambda d: d["line_no"])
+    result, _ = evaluate_online(default_scorer, tmp_path / "logs" / "log-inventory" / "inventory.txt",
+                                tmp_path / "eval", Policy(**settings.policy_options()), progress=False)
+    with open(tmp_path / "eval" / "test_anomaly_results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [d["is_anomaly"] for d in docs] == [r["is_anomaly"] == "True" for r in rows]
+    assert [d["anomaly_score"] for d in docs] == pytest.approx([float(r["score"]) for r in rows], abs=1e-5)
+    assert docs[450]["is_anomaly"] and result["n_anomalies"] == sum(d["is_anomaly"] for d in docs)
