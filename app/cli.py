@@ -45,7 +45,8 @@ def cmd_evaluate(args):
         if args.online:
             policy = Policy(**{**settings.policy_options(), "factor": args.factor, "learning": True})
             result, top = evaluate_online(scorer, args.input, args.out_dir, policy, top=args.top, labels=args.labels,
-                                          retrain_every=args.retrain_every, retrain_epochs=settings.RETRAIN_EPOCHS)
+                                          retrain_every=args.retrain_every, retrain_epochs=settings.RETRAIN_EPOCHS,
+                                          retrain_min_samples=settings.RETRAIN_MIN_SAMPLES)
         else:
             result, top = evaluate(scorer, args.input, args.out_dir, factor=args.factor, top=args.top,
                                    labels=args.labels)

@@ -74,6 +74,7 @@ RESERVOIR_LINES = _env_int("CLOGS_RESERVOIR_LINES", 500)    # per source: the sl
 TRAINER = _env("CLOGS_TRAINER", "auto")                     # auto: each worker runs a trainer, one leads; off
 RETRAIN_SECONDS = _env_float("CLOGS_RETRAIN_SECONDS", 300.0)  # how often the trainer looks for new samples
 RETRAIN_MIN_NEW = _env_int("CLOGS_RETRAIN_MIN_NEW", 1000)     # new samples needed for a retrain
+RETRAIN_MIN_SAMPLES = _env_int("CLOGS_RETRAIN_MIN_SAMPLES", 1000)  # never a model from a smaller reservoir
 RETRAIN_EPOCHS = _env_int("CLOGS_RETRAIN_EPOCHS", 6)
 
 # --- Local services (scripts/services) ---------------------------------------------

@@ -34,7 +34,6 @@ from model.checkpoint import to_bytes
 from model.continual import retrain
 
 log = logging.getLogger("clogs.trainer")
-MIN_SAMPLES = 200
 
 
 def trainer_topics(app_id=None):
@@ -94,7 +93,7 @@ class Trainer:
             await reader.stop()
 
     def ready(self):
-        return self.new_samples >= settings.RETRAIN_MIN_NEW and len(self.samples) >= MIN_SAMPLES
+        return self.new_samples >= settings.RETRAIN_MIN_NEW and len(self.samples) >= settings.RETRAIN_MIN_SAMPLES
 
     async def wait_for_topics(self, timeout=120):
         """The worker declares the reservoir and models topics; wait for them."""

@@ -20,7 +20,6 @@ from .data import read_lines
 from .online import judge_batch, new_state, scored_fields
 
 CHUNK = 2048
-MIN_RETRAIN_SAMPLES = 200
 
 
 def score_file(scorer, path, labels="none", progress=True):
@@ -41,13 +40,14 @@ def score_file(scorer, path, labels="none", progress=True):
 
 
 def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", progress=True, source=None,
-                    retrain_every=0, retrain_epochs=6):
+                    retrain_every=0, retrain_epochs=6, retrain_min_samples=1000):
     """Prequential: each line of the file is decided, then learned, in file order, through
     ``model.online.judge_batch`` -- the worker's own code, the file being one source.
 
     With ``retrain_every`` N, the slow path runs too, synchronously: after every N lines a model
-    is retrained on the reservoir (``model.continual.retrain``, as the trainer process does) and
-    scores the lines that follow.  The worker retrains in the background, so its decisions match
+    is retrained on the reservoir (``model.continual.retrain``, as the trainer process does, and
+    like it only from a reservoir of at least ``retrain_min_samples`` lines) and scores the lines
+    that follow.  The worker retrains in the background, so its decisions match
     these only at the same model versions."""
     input_path = Path(input_path)
     if not input_path.is_file():
@@ -69,7 +69,7 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
         docs += judge_batch(lines, stats, memory, scorer.calibration, policy, scorer.prior_at_fatal, samples)
         reservoir.update(samples)
         bar.update(len(chunk))
-        if retrain_every and start + step < len(items) and len(reservoir) >= MIN_RETRAIN_SAMPLES:
+        if retrain_every and start + step < len(items) and len(reservoir) >= retrain_min_samples:
             from .continual import retrain
 
             scorer = retrain(list(reservoir.values()), scorer.config, epochs=retrain_epochs, threads=0)

@@ -15,6 +15,7 @@ from tests.streaming_helpers import Worker, es_count, es_docs, run_cli, wait_for
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 TRAINER = {"CLOGS_TRAINER": "auto", "CLOGS_RETRAIN_SECONDS": "2", "CLOGS_RETRAIN_MIN_NEW": "200",
+           "CLOGS_RETRAIN_MIN_SAMPLES": "200",
            "CLOGS_RETRAIN_EPOCHS": "2", "CLOGS_LEARNING_LINES": "100"}
 
 
