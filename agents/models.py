@@ -35,6 +35,7 @@ class ModelService(faust.Service):
         self.app = app
         self.models_topic, self.reservoir_topic = models_topic, reservoir_topic
         self.trainer = None
+        self.followed_from = 0  # models-topic offset the follower starts at
         self.scorer = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clogs-scorer")
         self.versions = OrderedDict()  # model_version -> (calibration, severity prior), newest last
@@ -53,7 +54,8 @@ class ModelService(faust.Service):
         if settings.LEARNING:
             await self.models_topic.maybe_declare()
             await self.reservoir_topic.maybe_declare()
-            payload = await latest_model(settings.kafka_bootstrap(), self.models_topic.get_topic_name())
+            payload, self.followed_from = await latest_model(settings.kafka_bootstrap(),
+                                                             self.models_topic.get_topic_name())
             if payload:  # a restarted worker goes on with the newest published model
                 await self.swap_from_bytes(payload)
             if settings.TRAINER == "auto":
@@ -88,7 +90,7 @@ class ModelService(faust.Service):
         try:
             partition = TopicPartition(self.models_topic.get_topic_name(), 0)
             consumer.assign([partition])
-            await consumer.seek_to_end(partition)
+            consumer.seek(partition, self.followed_from)
             while not self.should_stop:
                 batch = await consumer.getmany(partition, timeout_ms=1000)
                 for record in batch.get(partition, []):

@@ -113,7 +113,7 @@ class Trainer:
 
     async def adopt_published(self, bootstrap):
         """Start from the newest published model, if any (a restarted trainer continues the line)."""
-        payload = await latest_model(bootstrap, self.models_topic)
+        payload, _ = await latest_model(bootstrap, self.models_topic)
         if payload:
             try:
                 self.scorer = Scorer.from_bytes(payload)
@@ -126,8 +126,13 @@ class Trainer:
         log.info("retraining on %d reservoir lines (%d new) from model %s", len(lines), taken,
                  self.scorer.model_version)
         folder = Path(settings.DATA_DIR) / "models" / settings.APP_ID
-        scorer = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: retrain(lines, self.scorer.config, epochs=settings.RETRAIN_EPOCHS, threads=1))
+        try:
+            scorer = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: retrain(lines, self.scorer.config, epochs=settings.RETRAIN_EPOCHS, threads=1))
+        except (ValueError, RuntimeError) as exc:  # e.g. a reservoir without a single token left
+            log.error("retraining failed, the current model stays: %s", exc)
+            self.new_samples -= taken
+            return
         out = scorer.save(folder / scorer.model_version)
         await producer.send_and_wait(self.models_topic, to_bytes(out), key=b"current",
                                      headers=[("model_version", scorer.model_version.encode())])
@@ -137,7 +142,7 @@ class Trainer:
 
 
 async def latest_model(bootstrap, models_topic):
-    """The newest checkpoint published on the models topic, or None."""
+    """(the newest checkpoint published on the models topic or None, the offset after it)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 max_partition_fetch_bytes=16 << 20, fetch_max_bytes=16 << 20)
     await consumer.start()
@@ -146,11 +151,11 @@ async def latest_model(bootstrap, models_topic):
         consumer.assign([partition])
         end = (await consumer.end_offsets([partition]))[partition]
         if end == 0:
-            return None
+            return None, 0
         consumer.seek(partition, end - 1)
         batch = await consumer.getmany(partition, timeout_ms=10_000)
         records = batch.get(partition) or []
-        return records[-1].value if records else None
+        return (records[-1].value if records else None), end
     finally:
         await consumer.stop()
 
