@@ -128,7 +128,7 @@ class Trainer:
         folder = Path(settings.DATA_DIR) / "models" / settings.APP_ID
         try:
             scorer = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: retrain(lines, self.scorer.config, epochs=settings.RETRAIN_EPOCHS, threads=1))
+                None, lambda: retrain(lines, self.scorer, epochs=settings.RETRAIN_EPOCHS, threads=1))
         except (ValueError, RuntimeError) as exc:  # e.g. a reservoir without a single token left
             log.error("retraining failed, the current model stays: %s", exc)
             self.new_samples -= taken

@@ -15,6 +15,7 @@ from .normalise import Normaliser
 from .vocab import Vocabulary
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.pth", "vocab_full.json", "config.json"
+REPLAY_FILE = "replay.txt"  # optional: a sample of the training lines, rehearsed by every retrain
 FIX = ("train one with `clogs train --input LOGS --out DIR`, or set CLOGS_CHECKPOINT_DIR / "
        "--checkpoint-dir to a folder holding model.pth, vocab_full.json and config.json "
        "(the repository ships one in checkpoints/)")
@@ -24,7 +25,7 @@ class CheckpointError(RuntimeError):
     pass
 
 
-def save(out_dir, model, vocab, config, epoch=None):
+def save(out_dir, model, vocab, config, epoch=None, replay=None):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {"state_dict": model.state_dict(), "hparams": model.hparams}
@@ -34,6 +35,14 @@ def save(out_dir, model, vocab, config, epoch=None):
     torch.save(state, out / MODEL_FILE)
     vocab.save(out / VOCAB_FILE)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+    if replay:
+        (out / REPLAY_FILE).write_text("".join(line.replace("\n", " ") + "\n" for line in replay))
+
+
+def load_replay(checkpoint_dir):
+    """The checkpoint's rehearsal sample (a list of lines; empty for checkpoints without one)."""
+    path = Path(checkpoint_dir) / REPLAY_FILE
+    return path.read_text(errors="replace").splitlines() if path.is_file() else []
 
 
 def load(checkpoint_dir, device="cpu"):
@@ -69,22 +78,25 @@ def load(checkpoint_dir, device="cpu"):
 
 
 def to_bytes(checkpoint_dir):
-    """The checkpoint's three files as one gzipped tar (what the trainer publishes on the models topic)."""
+    """The checkpoint's files as one gzipped tar (what the trainer publishes on the models topic)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE):
-            tar.add(Path(checkpoint_dir) / name, arcname=name)
+        for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE, REPLAY_FILE):
+            if name != REPLAY_FILE or (Path(checkpoint_dir) / name).is_file():
+                tar.add(Path(checkpoint_dir) / name, arcname=name)
     return buffer.getvalue()
 
 
 def unpack(payload, folder):
-    """Write a ``to_bytes`` payload into folder (only the three checkpoint files are accepted)."""
+    """Write a ``to_bytes`` payload into folder (only the checkpoint's own files are taken)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
             for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE):
                 (folder / name).write_bytes(tar.extractfile(name).read())
+            if REPLAY_FILE in tar.getnames():
+                (folder / REPLAY_FILE).write_bytes(tar.extractfile(REPLAY_FILE).read())
     except (tarfile.TarError, KeyError, AttributeError, OSError, EOFError) as exc:
         raise CheckpointError(f"published checkpoint cannot be read ({type(exc).__name__}: {exc})") from None
     return folder

@@ -72,7 +72,7 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
         if retrain_every and start + step < len(items) and len(reservoir) >= retrain_min_samples:
             from .continual import retrain
 
-            scorer = retrain(list(reservoir.values()), scorer.config, epochs=retrain_epochs, threads=0)
+            scorer = retrain(list(reservoir.values()), scorer, epochs=retrain_epochs, threads=0)
             versions.append({"after_line": start + step, "model_version": scorer.model_version,
                              "samples": len(reservoir)})
     bar.close()

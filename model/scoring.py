@@ -49,7 +49,7 @@ class LineScore:
 
 class Scorer:
     def __init__(self, model, vocab, normaliser, config=None, device="cpu", threads=0, chunk_size=512,
-                 cache_size=100_000):
+                 cache_size=100_000, replay=None):
         self.model = model.to(device).eval()
         self.vocab = vocab
         self.normaliser = normaliser
@@ -65,6 +65,7 @@ class Scorer:
         self.model_version = self.config.get("model_version", "unversioned")
         self.cache_size = cache_size
         self._cache = OrderedDict()
+        self.replay = list(replay or [])  # a sample of its training lines, rehearsed when it is retrained
         if threads:
             torch.set_num_threads(threads)
 
@@ -73,7 +74,8 @@ class Scorer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, vocab, normaliser, config = checkpoint.load(checkpoint_dir, device=device)
-        return cls(model, vocab, normaliser, config, device=device, threads=threads, **kwargs)
+        return cls(model, vocab, normaliser, config, device=device, threads=threads,
+                   replay=checkpoint.load_replay(checkpoint_dir), **kwargs)
 
     @classmethod
     def from_bytes(cls, payload, device="cpu", **kwargs):
@@ -84,7 +86,7 @@ class Scorer:
 
     def save(self, out_dir):
         """Write this Scorer as a checkpoint folder (model.pth, vocab_full.json, config.json)."""
-        checkpoint.save(out_dir, self.model, self.vocab, self.config)
+        checkpoint.save(out_dir, self.model, self.vocab, self.config, replay=self.replay)
         return out_dir
 
     # -- preparation ------------------------------------------------------------------

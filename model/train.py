@@ -24,6 +24,7 @@ from .normalise import RULES_VERSION, Normaliser
 from .scoring import BOS, Scorer
 from .vocab import PAD_ID, Vocabulary
 
+REPLAY_LINES = 2000  # training lines kept in the checkpoint, rehearsed by every retrain (model/continual.py)
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, max_len=64, seed=1, val_fraction=0.1, embed_dim=32,
                 hidden_dim=64, latent_dim=32, min_freq=1, max_vocab=5000, patience=3, severity_prior=2.0)
 
@@ -134,9 +135,10 @@ def train(lines, out_dir=None, normaliser=None, progress=True, **options):
     config["calibration"] = calibration(scorer, train_tokens)
     config["model_version"] = hashlib.sha256(json.dumps([config["data_sha256"], config["hyperparameters"],
                                                          RULES_VERSION], sort_keys=True).encode()).hexdigest()[:12]
-    scorer = Scorer(model, vocab, normaliser, config)
+    replay = sorted(random.Random(opts["seed"]).sample(lines, min(REPLAY_LINES, len(lines))))
+    scorer = Scorer(model, vocab, normaliser, config, replay=replay)
     if out_dir is not None:
-        checkpoint.save(out_dir, model, vocab, config)
+        checkpoint.save(out_dir, model, vocab, config, replay=replay)
     return scorer
 
 

@@ -28,9 +28,10 @@ from tables.records import SourceMemory  # noqa: E402
 from tests.streaming_helpers import Worker, es_count, run_cli, wait_for, write_logs  # noqa: E402
 
 
-def rss_mb(pid):
-    """Resident memory of a process and its children, in MB."""
-    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)], capture_output=True, text=True)
+def rss_mb(pid, children=False):
+    """Resident memory of a process (or of its children), in MB."""
+    which = ["--ppid", str(pid)] if children else ["-p", str(pid)]
+    out = subprocess.run(["ps", "-o", "rss=", *which], capture_output=True, text=True)
     return sum(int(v) for v in out.stdout.split()) / 1024
 
 
@@ -84,7 +85,7 @@ def main():
     def sample():
         while not stop.is_set():
             if worker.proc and worker.proc.poll() is None:
-                samples.append((time.monotonic(), rss_mb(worker.proc.pid)))
+                samples.append((rss_mb(worker.proc.pid), rss_mb(worker.proc.pid, children=True)))
             time.sleep(1)
 
     threading.Thread(target=sample, daemon=True).start()
@@ -111,9 +112,8 @@ def main():
         from agents.elastic import sync_client
 
         sync_client().indices.delete(index=names["index"], ignore_unavailable=True)
-    peak = max(v for _, v in samples)
-    print(f"worker RSS (worker + its trainer), sampled every second: peak {peak:.0f} MB, "
-          f"last {samples[-1][1]:.0f} MB, {len(samples)} samples")
+    print(f"RSS sampled every second ({len(samples)} samples): worker peak {max(w for w, _ in samples):.0f} MB, "
+          f"last {samples[-1][0]:.0f} MB; its trainer process peak {max(t for _, t in samples):.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Reproduces the shipped default checkpoint (checkpoints/) from the Loghub samples in data/loghub/.
 
+The checkpoint includes replay.txt, its rehearsal sample (2,000 training lines) for retraining.
+
 Trains on the normal lines of all six shipped files (BGL's labelled alerts are left out),
 seed 1, then removes the per-epoch files so the folder stays small (< 5 MB).
 Usage: python scripts/train_default_checkpoint.py [--out checkpoints] [--epochs 15]

@@ -100,3 +100,20 @@ def test_evaluate_online_decides_like_the_worker(default_scorer, tmp_path):
     assert [float(r["score"]) for r in rows] == pytest.approx([d["anomaly_score"] for d in docs], abs=1e-6)
     assert rows[-1]["is_anomaly"] == "True" and result["n_anomalies"] == sum(d["is_anomaly"] for d in docs)
     assert result["modes"]["learning"] == 100
+
+
+def test_a_retrained_model_rehearses_its_parent_and_travels_as_bytes(tmp_path):
+    from model import Scorer
+    from model.checkpoint import to_bytes
+    from model.continual import retrain
+    from model.train import train
+
+    parent = train(service_lines("payments", 300, seed=7), epochs=1, progress=False)
+    assert len(parent.replay) == 300 and "ledger" in parent.vocab
+    child = retrain(service_lines("inventory", 300, seed=7), parent, epochs=1, threads=0)
+    assert "ledger" in child.vocab and "svc=inventory" in child.vocab  # the parent's traffic is not forgotten
+    assert child.config["parent_version"] == parent.model_version and child.config["samples"] == 300
+    again = Scorer.from_bytes(to_bytes(child.save(tmp_path / "child")))
+    assert again.model_version == child.model_version and again.replay == child.replay
+    lines = service_lines("inventory", 20, seed=8)
+    assert [r.score for r in again.score_batch(lines)] == pytest.approx([r.score for r in child.score_batch(lines)])
