@@ -76,6 +76,7 @@ RETRAIN_SECONDS = _env_float("CLOGS_RETRAIN_SECONDS", 300.0)  # how often the tr
 RETRAIN_MIN_NEW = _env_int("CLOGS_RETRAIN_MIN_NEW", 1000)     # new samples needed for a retrain
 RETRAIN_MIN_SAMPLES = _env_int("CLOGS_RETRAIN_MIN_SAMPLES", 1000)  # never a model from a smaller reservoir
 RETRAIN_EPOCHS = _env_int("CLOGS_RETRAIN_EPOCHS", 6)
+TRAINER_NICE = _env_int("CLOGS_TRAINER_NICE", 10)           # the trainer runs at a lower CPU priority
 
 # --- Local services (scripts/services) ---------------------------------------------
 SERVICES_DIR = _env("CLOGS_SERVICES_DIR", str(ROOT / ".services"))

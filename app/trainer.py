@@ -165,6 +165,7 @@ def main(argv=None):
     parser.add_argument("--parent", type=int, default=None, help="exit when this process (a worker) is gone")
     parser.add_argument("--once", action="store_true", help="retrain once when ready, then exit")
     args = parser.parse_args(argv)
+    os.nice(settings.TRAINER_NICE)  # training must never slow scoring down: the worker comes first
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [trainer %(process)d] %(message)s")
     try:
         asyncio.run(Trainer(args.parent).run(once=args.once))

@@ -305,7 +305,7 @@ def main():
         print_cold_start(f"Protocol D, clogs evaluate --online ({seconds:.1f} s) beside the Drain3 peer",
                          report["D_offline"], peer)
     if args.stream:
-        env = {"CLOGS_RETRAIN_SECONDS": str(args.retrain_seconds)}
+        env = {"CLOGS_TRAINER": "auto", "CLOGS_RETRAIN_SECONDS": str(args.retrain_seconds)}
         flags, latencies, versions, log = stream_flags(sources, out / "logs", args.stream_seconds, env)
         (out / "stream-worker.log").write_text(log)
         report["D_stream"] = cold_start_figures(sources, flags)

@@ -73,7 +73,7 @@ def main():
     names = {"topic": f"bench-mem-{tag}", "app_id": f"bench-mem-{tag}", "index": f"bench-mem-{tag}"}
     work = Path(tempfile.mkdtemp(prefix="clogs-bench-mem-"))
     run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
-    env = {"CLOGS_MEMORY_PATTERNS": str(max(args.patterns, settings.MEMORY_PATTERNS))}
+    env = {"CLOGS_TRAINER": "auto", "CLOGS_MEMORY_PATTERNS": str(max(args.patterns, settings.MEMORY_PATTERNS))}
     worker = Worker(names, work / "state", env=env).start()  # declares the app's topics
     worker.stop()
     changelog = f"{names['app_id']}-source-memory-changelog"

@@ -43,7 +43,7 @@ def main():
         expected[f"log-{source}"] = len(lines)
     total = sum(expected.values())
     run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
-    worker = Worker(names, work / "state").start()
+    worker = Worker(names, work / "state", env={"CLOGS_TRAINER": "auto"}).start()  # learning and its trainer on
     try:
         started = time.monotonic()
         run_cli("ingest", "--base-dir", str(work / "logs"), "--topic", names["topic"])
