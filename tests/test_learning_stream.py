@@ -1,8 +1,10 @@
 """Online learning on the real Kafka and Elasticsearch: a running worker learns a service no model
 has seen, its own trainer retrains and publishes a model, and the worker swaps it in without a
 restart -- every line indexed once, each with the version that scored it; and ``clogs evaluate
---online`` decides a file exactly as the worker does."""
+--online`` decides a file exactly as the worker does; the learning state moves with its sources
+to another worker."""
 import csv
+import signal
 
 import pytest
 
@@ -73,3 +75,31 @@ def test_evaluate_online_gives_the_workers_decisions(services, names, tmp_path, 
     assert [d["is_anomaly"] for d in docs] == [r["is_anomaly"] == "True" for r in rows]
     assert [d["anomaly_score"] for d in docs] == pytest.approx([float(r["score"]) for r in rows], abs=1e-5)
     assert docs[450]["is_anomaly"] and result["n_anomalies"] == sum(d["is_anomaly"] for d in docs)
+
+
+def test_learning_state_moves_to_the_other_worker_in_a_takeover(services, names, tmp_path):
+    # two sources on each of the four partitions (their JSON keys hash there), so both workers own some
+    logs = {f"{name}-{n}": service_lines(name, 300, seed=n) for name, numbers in
+            (("payments", (0, 2, 1, 6)), ("inventory", (7, 1, 0, 2))) for n in numbers}
+    total = write_logs(tmp_path / "logs", logs)
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    a = Worker(names, tmp_path / "state").start()
+    b = Worker(names, tmp_path / "state").start()
+    try:
+        run_cli("ingest", "--base-dir", str(tmp_path / "logs"), "--topic", names["topic"])
+        wait_for(lambda: es_count(names["index"]) >= total, timeout=180, what="every line indexed")
+        expected = {f"log-{name}" for name in logs}
+        before = wait_for(lambda: (s := b.stats()) and set(s) >= expected and
+                          all(s[k]["count"] == 300 for k in expected) and s, what="both workers' statistics")
+        owned_by_a = set(a.stats("/stats/local/"))
+        assert owned_by_a and owned_by_a < expected  # a has some sources, b the others
+        a.stop(signal.SIGKILL)
+        after = wait_for(lambda: set(b.stats("/stats/local/")) == expected and b.stats("/stats/local/"),
+                         timeout=180, what="worker B to take over every source")
+        for source in expected:
+            assert after[source]["patterns"] > 0
+            assert after[source]["memory_digest"] == before[source]["memory_digest"], source
+            assert after[source]["count"] == before[source]["count"] == 300
+    finally:
+        for worker in (a, b):
+            worker.stop(signal.SIGKILL)
