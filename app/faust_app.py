@@ -12,6 +12,7 @@ from pathlib import Path
 
 import faust
 
+from app import faust_fixes as _faust_fixes  # noqa: F401  (before any consumer exists: issue 9)
 from app import settings
 from app.trainer import trainer_topics
 from tables.records import ScoredBatch
@@ -36,11 +37,6 @@ app = faust.App(
     broker_heartbeat_interval=min(3.0, settings.SESSION_TIMEOUT / 4),
     producer_max_request_size=4_000_000,
     stream_buffer_maxsize=4096,
-    # No standby copies of the table.  With them, Faust's recovery leaves the consumer with no active
-    # partition while it reads the standby highwaters (about a second); records then arriving for a
-    # still-paused stream partition are fetched and dropped, and after the seek lines went missing or
-    # twice (the lost takeover of issue 9).  A new owner replays the compacted changelog instead.
-    table_standby_replicas=0,
     autodiscover=False,
     version=1,
 )

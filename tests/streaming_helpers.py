@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,14 +43,16 @@ def wait_for(predicate, timeout=120, interval=0.5, what="condition"):
 class Worker:
     """One `clogs consume` worker process with its own web port and data folder."""
 
-    def __init__(self, names, data_dir, extra=(), env=None, partitions=4):
+    def __init__(self, names, data_dir, extra=(), env=None, partitions=4, loglevel="warn"):
         self.port = free_port()
         self.names = names
         self.log_path = Path(data_dir) / f"worker-{self.port}.log"
         self.args = [sys.executable, str(ROOT / "streaming_process.py"), "consume", "--app-id", names["app_id"],
                      "--topic", names["topic"], "--index", names["index"], "--web-port", str(self.port),
-                     "--data-dir", str(data_dir), "--partitions", str(partitions), "--loglevel", "warn", *extra]
-        self.env = {**os.environ, "CLOGS_SESSION_TIMEOUT": "8", "CLOGS_BATCH_TIMEOUT": "0.2", **(env or {})}
+                     "--data-dir", str(data_dir), "--partitions", str(partitions), "--loglevel", loglevel, *extra]
+        # no trainer process unless a test asks for one (CLOGS_TRAINER=auto): it would only add load
+        self.env = {**os.environ, "CLOGS_SESSION_TIMEOUT": "8", "CLOGS_BATCH_TIMEOUT": "0.2", "CLOGS_TRAINER": "off",
+                    **(env or {})}
         self.proc = None
 
     @property
@@ -86,6 +90,12 @@ class Worker:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def note(self, text):
+        """A line in this worker's log, stamped like Faust's, so the log shows what the test did when."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S") + f",{int(time.time() * 1000) % 1000:03d}"
+        with open(self.log_path, "a") as log:
+            log.write(f"[{stamp}] [test] {text}\n")
 
 
 def write_logs(base, sources):
@@ -168,3 +178,101 @@ def consume_all(topic, expected, timeout=60):
         return out
 
     return asyncio.run(go())
+
+
+def group_report(group_id, timeout=15):
+    """The consumer group as the broker sees it: state, each member's assignment (Faust's actives,
+    standbys and URL from the assignment's user data) and committed offsets against the end offsets."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    from app import settings
+
+    async def go():
+        out = []
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap())
+        await admin.start()
+        try:
+            for response in await admin.describe_consumer_groups([group_id]):
+                for group in response.to_object()["groups"]:
+                    out.append(f"group {group['group']}: state {group['state']}, protocol {group['protocol']}, "
+                               f"{len(group['members'])} member(s), error {group['error_code']}")
+                    for member in group["members"]:
+                        out.append(f"  member {member['member_id']} ({member['client_host']})")
+                        raw = member["member_assignment"]
+                        if not raw:
+                            out.append("    no assignment (joining or rebalancing)")
+                            continue
+                        assignment = ConsumerProtocolMemberAssignment.decode(raw)
+                        for topic, partitions in sorted(assignment.assignment):
+                            out.append(f"    {topic}: {sorted(partitions)}")
+                        try:
+                            meta = json.loads(zlib.decompress(assignment.user_data))
+                            out.append(f"    url {meta.get('url')}, actives {meta['assignment']['actives']}, "
+                                       f"standbys {meta['assignment']['standbys']}")
+                        except Exception as exc:  # not a Faust member
+                            out.append(f"    (user data not Faust's: {exc!r})")
+            committed = await admin.list_consumer_group_offsets(group_id)
+        finally:
+            await admin.close()
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap(), group_id=None)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(list(committed)) if committed else {}
+        finally:
+            await consumer.stop()
+        out.append("committed / end offsets:")
+        for tp in sorted(committed):
+            out.append(f"  {tp.topic}[{tp.partition}]: {committed[tp].offset} / {ends.get(tp)}")
+        return "\n".join(out)
+
+    try:
+        return asyncio.run(asyncio.wait_for(go(), timeout))
+    except Exception as exc:
+        return f"(consumer group {group_id} could not be described: {exc!r})"
+
+
+def es_counts_by_source(index):
+    try:
+        es = es_client()
+        es.indices.refresh(index=index)
+        buckets = es.search(index=index, size=0, aggs={"s": {"terms": {"field": "source", "size": 100}}})
+        return {b["key"]: b["doc_count"] for b in buckets["aggregations"]["s"]["buckets"]}
+    except Exception as exc:
+        return f"(no counts: {exc!r})"
+
+
+def failure_report(workers, names, log_lines=150):
+    """What each worker holds and logged, what Elasticsearch holds and what the broker assigned:
+    appended to the failure of a multi-worker test."""
+    out = []
+    for worker in workers:
+        state = "not started" if worker.proc is None else (
+            "running" if worker.proc.poll() is None else f"exited with {worker.proc.returncode}")
+        out.append(f"=== worker on port {worker.port} (pid {worker.proc.pid if worker.proc else None}, {state}) ===")
+        if worker.proc is not None and worker.proc.poll() is None:
+            try:
+                local = worker.stats("/stats/local/")
+                out.append("/stats/local/ count (last_offset): " + ", ".join(
+                    f"{s} {v.get('count')} ({v.get('last_offset')})" for s, v in sorted(local.items())))
+                out.append(f"/stats/local/: {json.dumps(local, sort_keys=True)}")
+            except Exception as exc:
+                out.append(f"/stats/local/: unreachable ({exc!r})")
+            try:
+                out.append(f"/health: {json.dumps(worker.stats('/health'), sort_keys=True)}")
+            except Exception as exc:
+                out.append(f"/health: unreachable ({exc!r})")
+        out.append(f"--- log tail ({worker.log_path}) ---\n{worker.log_tail(log_lines)}")
+    out.append(f"=== documents in {names['index']} by source: {es_counts_by_source(names['index'])}")
+    out.append(f"=== consumer group {names['app_id']} ===\n{group_report(names['app_id'])}")
+    return "\n".join(out)
+
+
+@contextmanager
+def explained(workers, names):
+    """Re-raise an assertion failure with failure_report() appended."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{failure_report(workers, names)}") from None
