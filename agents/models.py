@@ -30,9 +30,8 @@ log = logging.getLogger(__name__)
 class ModelService(faust.Service):
     """Owns the Scorer: loaded on start, replaced when the trainer publishes a new version."""
 
-    def __init__(self, app, models_topic, reservoir_topic, **kwargs):
+    def __init__(self, models_topic, reservoir_topic, **kwargs):
         super().__init__(**kwargs)
-        self.app = app
         self.models_topic, self.reservoir_topic = models_topic, reservoir_topic
         self.trainer = None
         self.followed_from = 0  # models-topic offset the follower starts at

@@ -65,7 +65,7 @@ models_topic = app.topic(models_name, internal=True, key_serializer="raw", value
 # The model service loads the Scorer when the worker starts and swaps in newer checkpoints.
 from agents.models import ModelService  # noqa: E402
 
-models = app.service(ModelService(app, models_topic, reservoir_topic))
+models = app.service(ModelService(models_topic, reservoir_topic))
 
 # Faust's own wiring: importing these modules registers the tables, agents and pages.
 from tables import stats as _stats  # noqa: E402,F401

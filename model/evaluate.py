@@ -87,11 +87,8 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
               "mean": stats.mean, "std": stats.std, "retrains": versions}
     if labels == "loghub":
         y = np.array([r["label"] != "-" for r in rows])
-        pred_tp = int((flags & y).sum())
-        precision = pred_tp / max(int(flags.sum()), 1)
-        recall = pred_tp / max(int(y.sum()), 1)
-        result.update(precision=precision, recall=recall,
-                      f1=2 * precision * recall / max(precision + recall, 1e-12),
+        decided = metrics.of_decisions(y, flags)
+        result.update(precision=decided["precision"], recall=decided["recall"], f1=decided["f1"],
                       roc_auc=metrics.roc_auc(y, scores), pr_auc=metrics.pr_auc(y, scores),
                       n_labelled_anomalies=int(y.sum()))
         result["best_f1"], result["best_f1_threshold"] = metrics.best_f1(y, scores)

@@ -56,8 +56,13 @@ def best_f1(labels, scores):
 
 def at_threshold(labels, scores, threshold):
     """Precision, recall, F1 of `score > threshold`."""
+    return of_decisions(labels, np.asarray(scores, dtype=float) > threshold)
+
+
+def of_decisions(labels, flags):
+    """Precision, recall, F1 of the given decisions (a threshold per line, as online)."""
     y = np.asarray(labels, dtype=bool)
-    pred = np.asarray(scores, dtype=float) > threshold
+    pred = np.asarray(flags, dtype=bool)
     tp = int((pred & y).sum())
     precision = tp / max(int(pred.sum()), 1)
     recall = tp / max(int(y.sum()), 1)
