@@ -12,11 +12,17 @@ log = logging.getLogger(__name__)
 MAPPING = {
     "dynamic": "false",
     "properties": {
+        # Elastic Common Schema names (agents/documents.py fills them in)
+        "@timestamp": {"type": "date"},          # the time the line states, else the ingest time
+        "timestamp_source": {"type": "keyword"},  # "line" or "ingest": where @timestamp came from
+        "message": {"type": "text"},
+        "host": {"properties": {"name": {"type": "keyword"}}},
+        "log": {"properties": {"file": {"properties": {"path": {"type": "keyword"}}},
+                               "level": {"type": "keyword"}}},
+        "event": {"properties": {"dataset": {"type": "keyword"}, "ingested": {"type": "date"}}},
+        # clogs' own
         "source": {"type": "keyword"},
-        "file": {"type": "keyword"},
         "line_no": {"type": "long"},
-        "line": {"type": "text"},
-        "host": {"type": "keyword"},
         "ingested_at": {"type": "date"},
         "scored_at": {"type": "date"},
         "indexed_at": {"type": "date"},
@@ -24,7 +30,6 @@ MAPPING = {
         "model_score": {"type": "float"},
         "pattern_id": {"type": "keyword"},
         "pattern_seen": {"type": "integer"},
-        "level": {"type": "keyword"},
         "is_anomaly": {"type": "boolean"},
         "threshold_used": {"type": "float"},
         "mean_score": {"type": "float"},
@@ -33,9 +38,35 @@ MAPPING = {
         "top_tokens": {"type": "keyword"},
         "unknown_tokens": {"type": "integer"},
         "model_version": {"type": "keyword"},
+        "incident_id": {"type": "keyword"},
         "kafka_topic": {"type": "keyword"},
         "kafka_partition": {"type": "integer"},
         "kafka_offset": {"type": "long"},
+    },
+}
+INCIDENT_MAPPING = {
+    "dynamic": "false",
+    "properties": {
+        "@timestamp": {"type": "date"},        # = last_seen, so Kibana's time filter shows live incidents
+        "incident_id": {"type": "keyword"},
+        "source": {"type": "keyword"},
+        "event": {"properties": {"dataset": {"type": "keyword"}}},
+        "kind": {"type": "keyword"},           # content | rate | silence
+        "status": {"type": "keyword"},         # open | acknowledged | normal | suppressed
+        "pattern": {"type": "keyword"},
+        "summary": {"type": "text"},
+        "first_seen": {"type": "date"},
+        "last_seen": {"type": "date"},
+        "updated_at": {"type": "date"},
+        "suppressed_until": {"type": "date"},
+        "count": {"type": "long"},
+        "max_score": {"type": "float"},
+        "threshold_used": {"type": "float"},
+        "top_tokens": {"type": "keyword"},
+        "log": {"properties": {"level": {"type": "keyword"}}},
+        "observed": {"type": "float"},         # rate: lines in the window; silence: seconds without a line
+        "expected": {"type": "float"},         # rate: usual lines per window; silence: the usual longest gap
+        "examples": {"type": "object", "enabled": False},  # [{doc_id, message, anomaly_score, at}]
     },
 }
 INDEX_SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
@@ -60,13 +91,14 @@ def async_client(url=None):
     return AsyncElasticsearch(**client_options(url))
 
 
-async def ensure_index(es, index, max_delay=30.0):
-    """Create the index with the explicit mapping if it is missing; wait while ES is unreachable."""
+async def ensure_index(es, index, max_delay=30.0, mapping=None):
+    """Create the index with the explicit mapping (the line documents' unless ``mapping``) if it
+    is missing; wait while ES is unreachable."""
     delay = 0.5
     while True:
         try:
             if not await es.indices.exists(index=index):
-                await es.indices.create(index=index, mappings=MAPPING, settings=INDEX_SETTINGS)
+                await es.indices.create(index=index, mappings=mapping or MAPPING, settings=INDEX_SETTINGS)
                 log.info("created Elasticsearch index %s", index)
             return
         except ApiError as exc:

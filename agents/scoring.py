@@ -12,6 +12,7 @@ from agents import deadletter
 from agents.parsing import parse_log_value
 from app import settings
 from app.faust_app import app, log_topic, models, scored_topic
+from model.eventtime import event_time, iso, parse_iso
 from model.online import scored_fields
 from tables.records import ScoredBatch
 
@@ -20,7 +21,15 @@ CHUNK_BYTES = 1_000_000
 
 
 def now():
-    return datetime.now(timezone.utc).isoformat()
+    return iso(datetime.now(timezone.utc))
+
+
+def times(record, scored_at):
+    """(ingested_at, event_time) of a record: its ingest time in clogs' ISO form (the scoring time
+    when it has none or an unreadable one) and the time its line states, or None."""
+    ingested = parse_iso(record["ingested_at"]) or parse_iso(scored_at)
+    stated = event_time(record["line"], settings.TIMEZONE, ingested)
+    return iso(ingested), (iso(stated) if stated else None)
 
 
 @app.agent(log_topic, concurrency=1)
@@ -39,9 +48,10 @@ async def score_lines(stream):
         scored_at = now()
         by_source = {}
         for (record, message), result in zip(good, results):
+            ingested_at, stated_at = times(record, scored_at)
             by_source.setdefault(record["source"], []).append({
                 "source": record["source"], "file": str(record["file"]), "line_no": int(record["line_no"] or 0),
-                "line": record["line"], "ingested_at": record["ingested_at"] or scored_at, "host": str(record["host"]),
+                "line": record["line"], "ingested_at": ingested_at, "event_time": stated_at, "host": str(record["host"]),
                 "model_version": model_version, "kafka_topic": message.topic, "kafka_partition": message.partition,
                 "kafka_offset": message.offset, "scored_at": scored_at, **scored_fields(result)})
         for source, lines in by_source.items():

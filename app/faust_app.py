@@ -4,8 +4,9 @@ Flow: log topic (raw JSON lines, key = source)
       -> agents.scoring   (micro-batches, model.Scorer off the event loop)
       -> scored topic     (one message per source and micro-batch, key = source)
       -> agents.threshold (Welford statistics per source in a Faust table)
-      -> results topic    (the batch's documents), anomalies topic (one message per anomaly)
-      -> agents.sink      (bulk into Elasticsearch, id = log topic-partition-offset)
+      -> results topic    (the batch's documents and changed incidents), anomalies topic (alerts)
+      -> agents.sink      (bulk into Elasticsearch, id = log topic-partition-offset; incidents by id)
+agents.incidents: a timer's ticks (silence, rate windows) and operators' feedback, per source.
 Bad records go to the dead-letter topic with a reason.
 """
 from pathlib import Path
@@ -50,10 +51,18 @@ anomalies_topic = app.topic(settings.ANOMALIES_TOPIC, key_type=str, value_serial
                             partitions=settings.PARTITIONS)
 # Keys are JSON-serialised like the table's changelog keys: the partition a source's lines
 # land in is then the partition `@app.table_route` computes for /stats/{source}/.
-scored_topic = app.topic(f"{settings.APP_ID}-scored", internal=True, key_type=str, key_serializer="json",
+TOPICS = settings.app_topics()
+scored_topic = app.topic(TOPICS["scored"], internal=True, key_type=str, key_serializer="json",
                          value_type=ScoredBatch, partitions=settings.PARTITIONS)
-results_topic = app.topic(f"{settings.APP_ID}-results", internal=True, key_type=str, value_serializer="json",
+results_topic = app.topic(TOPICS["results"], internal=True, key_type=str, value_serializer="json",
                           partitions=settings.PARTITIONS)
+
+# Incidents (agents/incidents.py): the timer's ticks (silence, closed windows) and operators' feedback,
+# keyed by source like the scored topic, so they reach the worker that owns the source's tables.
+ticks_topic = app.topic(TOPICS["ticks"], internal=True, key_type=str, key_serializer="json", value_serializer="json",
+                        partitions=settings.PARTITIONS)
+feedback_topic = app.topic(TOPICS["feedback"], internal=True, key_type=str, key_serializer="json",
+                           value_serializer="json", partitions=settings.PARTITIONS)
 
 # The slow path (app/trainer.py): sampled normal lines in, published checkpoints out.
 reservoir_name, models_name = trainer_topics()
@@ -69,5 +78,5 @@ models = app.service(ModelService(models_topic, reservoir_topic))
 
 # Faust's own wiring: importing these modules registers the tables, agents and pages.
 from tables import stats as _stats  # noqa: E402,F401
-from agents import scoring as _scoring, threshold as _threshold, sink as _sink  # noqa: E402,F401
+from agents import scoring as _scoring, threshold as _threshold, incidents as _incidents, sink as _sink  # noqa: E402,F401,E501
 from app import web as _web  # noqa: E402,F401

@@ -46,7 +46,21 @@ ES_PASSWORD = _env("CLOGS_ES_PASSWORD", None)
 ES_API_KEY = _env("CLOGS_ES_API_KEY", None)
 ES_CA_CERTS = _env("CLOGS_ES_CA_CERTS", None)
 INDEX = _env("CLOGS_INDEX", "mozilla-clogs-index")
+INCIDENTS_INDEX = _env("CLOGS_INCIDENTS_INDEX", INDEX + "-incidents")
 ANOMALIES_ONLY = _env("CLOGS_ANOMALIES_ONLY", "0") not in ("0", "false", "no")
+TIMEZONE = _env("CLOGS_TIMEZONE", "UTC")   # the zone of line timestamps that state none (IANA name)
+
+# --- Incidents, rate and silence (model/incidents.py, model/rates.py) -----------------
+INCIDENT_EXAMPLES = _env_int("CLOGS_INCIDENT_EXAMPLES", 5)       # example lines kept per incident
+INCIDENTS_PER_SOURCE = _env_int("CLOGS_INCIDENTS_PER_SOURCE", 500)  # least recently seen forgotten first
+RATE_WINDOW = _env_float("CLOGS_RATE_WINDOW", 60.0)       # seconds per tumbling window of line counts
+RATE_HISTORY = _env_int("CLOGS_RATE_HISTORY", 60)         # windows kept in the windowed table
+RATE_MIN_WINDOWS = _env_int("CLOGS_RATE_MIN_WINDOWS", 10)  # a source's usual rate is known after this many
+RATE_FACTOR = _env_float("CLOGS_RATE_FACTOR", 4.0)        # burst: above mean + this x std of window counts
+RATE_RATIO = _env_float("CLOGS_RATE_RATIO", 3.0)          # ... and above this x the mean
+SILENCE_FACTOR = _env_float("CLOGS_SILENCE_FACTOR", 5.0)  # silence: no line for this x the usual longest gap
+SILENCE_MIN_SECONDS = _env_float("CLOGS_SILENCE_MIN_SECONDS", 120.0)
+TICK_SECONDS = _env_float("CLOGS_TICK_SECONDS", 5.0)      # how often silence and closed windows are checked
 
 # --- Model and thresholds ----------------------------------------------------------
 CHECKPOINT_DIR = _env("CLOGS_CHECKPOINT_DIR", "checkpoints")
@@ -95,6 +109,19 @@ def policy_options():
                 learning_lines=LEARNING_LINES, learning_factor=LEARNING_FACTOR, decay_info=DECAY_INFO,
                 decay_warning=DECAY_WARNING, info_weight=INFO_WEIGHT, max_patterns=MEMORY_PATTERNS,
                 max_tokens=MEMORY_TOKENS, reservoir_lines=RESERVOIR_LINES, window=WINDOW_LINES)
+
+
+def rate_options():
+    """Keyword arguments of model.rates.RatePolicy, as configured."""
+    return dict(window=RATE_WINDOW, history=RATE_HISTORY, min_windows=RATE_MIN_WINDOWS, factor=RATE_FACTOR,
+                ratio=RATE_RATIO, silence_factor=SILENCE_FACTOR, silence_min=SILENCE_MIN_SECONDS)
+
+
+def app_topics(app_id=None):
+    """The topics an app derives from its id (the log, anomalies and dead-letter topics have settings
+    of their own): derived names live here and nowhere else."""
+    app_id = app_id or APP_ID
+    return {name: f"{app_id}-{name}" for name in ("scored", "results", "reservoir", "models", "ticks", "feedback")}
 
 
 def worker_datadir(app_id=None, web_port=None):

@@ -199,7 +199,39 @@ def cmd_trainer(args):
     trainer_main(["--once"] if args.once else [])
 
 
-# --- report ----------------------------------------------------------------------------
+# --- report and feedback -----------------------------------------------------------------
+def print_incidents(status="open", source=None, es_url=None, size=200):
+    """Incidents per source, newest first; returns them."""
+    from agents.elastic import async_client
+    from app.queries import incidents
+
+    async def fetch():
+        es = async_client(es_url)
+        try:
+            if await es.indices.exists(index=settings.INCIDENTS_INDEX):
+                await es.indices.refresh(index=settings.INCIDENTS_INDEX)
+            return await incidents(es, status, source, size)
+        finally:
+            await es.close()
+
+    found = asyncio.run(fetch())
+    by_source = {}
+    for incident in found:
+        by_source.setdefault(incident["source"], []).append(incident)
+    print(f"\n{len(found)} {status if status != 'all' else ''} incidents in {settings.INCIDENTS_INDEX}"
+          f"{' for ' + source if source else ''}")
+    for name in sorted(by_source):
+        print(f"\n== {name}")
+        for i in by_source[name]:
+            score = f"{i['max_score']:.2f}" if i.get("max_score") is not None else "-"
+            print(f"  {i['incident_id']}  {i['kind']:<7} {i['status']:<12} x{i['count']:<5} max {score:<6} "
+                  f"first {i['first_seen'][:19]}  last {i['last_seen'][:19]}")
+            print(f"      {i['summary'][:150]}")
+            for example in (i.get("examples") or [])[:2]:
+                print(f"      e.g. {example['message'][:140]}")
+    return found
+
+
 def print_report(index=None, top=5, es_url=None):
     from agents.elastic import sync_client
 
@@ -217,11 +249,41 @@ def print_report(index=None, top=5, es_url=None):
         for hit in hits["hits"]["hits"]:
             d = hit["_source"]
             print(f"  {d['anomaly_score']:7.2f} > {d['threshold_used']:.2f} ({d['threshold_mode']}) "
-                  f"{d['file']}:{d['line_no']} [{', '.join(d['top_tokens'])}] {d['line'][:90]}")
+                  f"{d['log']['file']['path']}:{d['line_no']} [{', '.join(d['top_tokens'])}] {d['message'][:90]}")
 
 
 def cmd_report(args):
-    print_report(args.index, args.top, args.es_url)
+    if args.lines:
+        print_report(args.index, args.top, args.es_url)
+    else:
+        print_incidents(args.status, args.source, args.es_url)
+
+
+def cmd_feedback(args):
+    from agents.elastic import async_client
+    from app.kafka_admin import BrokerUnreachable
+    from app.queries import feedback_message, find_incident, send_feedback
+
+    async def go():
+        es = async_client(args.es_url)
+        try:
+            incident = await find_incident(es, args.incident_id)
+        finally:
+            await es.close()
+        if incident is None:
+            raise LookupError(f"no incident {args.incident_id!r} in {settings.INCIDENTS_INDEX} "
+                              "(`clogs report` lists them)")
+        key, value = feedback_message(incident, args.action, args.duration)
+        await send_feedback(key, value, args.app_id, args.broker)
+        return incident, value
+
+    try:
+        incident, value = asyncio.run(go())
+    except (LookupError, ValueError, BrokerUnreachable) as exc:
+        _die("feedback", exc)
+    until = f" until {value['until']}" if value["until"] else ""
+    print(f"sent: {args.action} for incident {incident['incident_id']} of {incident['source']} "
+          f"({incident['kind']}: {incident['summary'][:80]}){until}; the worker that owns the source applies it")
 
 
 # --- argument parsing ------------------------------------------------------------------
@@ -292,8 +354,20 @@ def add_streaming_commands(sub):
     p.add_argument("--once", action="store_true", help="retrain once when enough samples are there, then exit")
     p.set_defaults(func=cmd_trainer)
 
-    p = sub.add_parser("report", help="top anomalies per source, read back from Elasticsearch")
+    p = sub.add_parser("report", help="open incidents per source, newest first (--lines: top anomalous lines)")
+    p.add_argument("--status", default="open", help="open (default), acknowledged, normal, suppressed, active, all")
+    p.add_argument("--source", default=None)
+    p.add_argument("--lines", action="store_true", help="the top anomalous lines per source instead")
     p.add_argument("--index", default=None)
     p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("feedback", help="an operator's word on an incident: normal, suppress --for 2h, ack, reopen")
+    p.add_argument("action", choices=["normal", "suppress", "ack", "reopen"])
+    p.add_argument("incident_id")
+    p.add_argument("--for", dest="duration", default="2h", help="how long a suppression lasts (90s, 30m, 2h, 1d)")
+    p.add_argument("--app-id", default=None, help=f"the workers' app id (CLOGS_APP_ID, default {settings.APP_ID})")
+    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.BROKER})")
+    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
+    p.set_defaults(func=cmd_feedback)

@@ -37,9 +37,9 @@ log = logging.getLogger("clogs.trainer")
 
 
 def trainer_topics(app_id=None):
-    """(reservoir topic, models topic) of an app: derived names live here and nowhere else."""
-    app_id = app_id or settings.APP_ID
-    return f"{app_id}-reservoir", f"{app_id}-models"
+    """(reservoir topic, models topic) of an app (settings.app_topics)."""
+    names = settings.app_topics(app_id)
+    return names["reservoir"], names["models"]
 
 
 class Trainer:

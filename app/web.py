@@ -6,16 +6,27 @@ GET /stats/                -> {source: {count, mean, std, threshold, mode, anoma
 GET /stats/local/          -> the sources of this worker's partitions only
 GET /stats/{source}/       -> one source, routed to the worker that owns its partition
 GET /deadletter/           -> dead-letter counters of this worker, by reason
+
+The dashboard (``GET /``: app/static/, no build step, nothing from the internet) and its API:
+GET  /api/sources          -> {"sources": /stats/ of every worker}
+GET  /api/series?source=S&minutes=30&buckets=60 -> score, threshold and line rate over time (Elasticsearch)
+GET  /api/incidents?status=open|active|all|...&source=S&size=N -> incidents, newest first
+POST /api/feedback {"incident_id", "action": normal|suppress|ack|reopen, "for": "2h"} -> the feedback topic
 """
 import hashlib
 import json
+from pathlib import Path
 
 import aiohttp
+import faust
+from elasticsearch import ApiError, ConnectionError as ESConnectionError, TransportError
 
 from agents import deadletter
 from agents.threshold import policy
 from app import settings
-from app.faust_app import app, models
+from agents.elastic import async_client
+from app import queries
+from app.faust_app import app, feedback_topic, models
 from model.online import decide
 from tables.stats import memory_table, stats_table
 
@@ -62,8 +73,8 @@ async def stats_local(web, request):
     return web.json(local_stats())
 
 
-@app.page("/stats/")
-async def stats_all(web, request):
+async def all_stats():
+    """/stats/ of every worker that owns a part of the table, merged."""
     merged = local_stats()
     me = str(app.conf.canonical_url).rstrip("/")
     others = {str(url).rstrip("/") for url in app.router.table_metadata(stats_table.name)} - {me}
@@ -74,7 +85,12 @@ async def stats_all(web, request):
                     merged.update(await response.json())
             except (aiohttp.ClientError, TimeoutError) as exc:
                 merged.setdefault("_unreachable", []).append(f"{url}: {exc}")
-    return web.json(dict(sorted(merged.items())))
+    return dict(sorted(merged.items()))
+
+
+@app.page("/stats/")
+async def stats_all(web, request):
+    return web.json(await all_stats())
 
 
 @app.page("/stats/{source}/")
@@ -83,3 +99,95 @@ async def stats_one(web, request, source):
     if source not in stats_table:
         return web.json({"error": f"unknown source {source!r}"}, status=404)
     return web.json({source: describe(source, stats_table[source])})
+
+
+# --- the dashboard ----------------------------------------------------------------------
+STATIC = Path(__file__).resolve().parent / "static"
+CONTENT_TYPES = {".html": "text/html", ".js": "application/javascript", ".css": "text/css", ".png": "image/png"}
+_es = None
+
+
+def es():
+    """The web pages' Elasticsearch client, made on first use (never at import)."""
+    global _es
+    if _es is None:
+        _es = async_client()
+    return _es
+
+
+def static_response(web, name):
+    path = STATIC / name
+    if path.parent != STATIC or not path.is_file():
+        return web.json({"error": f"no such file {name!r}"}, status=404)
+    return web.bytes(path.read_bytes(), content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+
+
+@app.page("/")
+async def dashboard(web, request):
+    return static_response(web, "dashboard.html")
+
+
+@app.page("/static/{name}")
+async def static_file(web, request, name):
+    return static_response(web, name)
+
+
+def query_int(request, name, default, low, high):
+    try:
+        return min(high, max(low, int(request.query.get(name, default))))
+    except ValueError:
+        return default
+
+
+async def from_elasticsearch(web, call):
+    try:
+        return web.json(await call)
+    except ValueError as exc:
+        return web.json({"error": str(exc)}, status=400)
+    except (ESConnectionError, TransportError, ApiError) as exc:
+        return web.json({"error": f"Elasticsearch at {settings.ES_URL}: {exc}"}, status=502)
+
+
+@app.page("/api/sources")
+async def api_sources(web, request):
+    merged = await all_stats()
+    return web.json({"sources": {k: v for k, v in merged.items() if not k.startswith("_")},
+                     "unreachable": merged.get("_unreachable", [])})
+
+
+@app.page("/api/series")
+async def api_series(web, request):
+    source = request.query.get("source")
+    if not source:
+        return web.json({"error": "source= is required"}, status=400)
+    return await from_elasticsearch(web, queries.series(es(), source, query_int(request, "minutes", 30, 1, 7 * 24 * 60),
+                                                        query_int(request, "buckets", 60, 1, 500)))
+
+
+@app.page("/api/incidents")
+async def api_incidents(web, request):
+    async def listing():
+        return {"incidents": await queries.incidents(es(), request.query.get("status", "open"),
+                                                     request.query.get("source") or None,
+                                                     query_int(request, "size", 100, 1, 1000))}
+    return await from_elasticsearch(web, listing())
+
+
+@app.page("/api/feedback")
+class FeedbackView(faust.web.View):
+    """POST: an operator's feedback on an incident, through the feedback topic to its source's worker."""
+
+    async def post(self, request):
+        try:
+            body = await request.json()
+            incident = await queries.find_incident(es(), str(body.get("incident_id", "")))
+            if incident is None:
+                return self.json({"error": f"unknown incident {body.get('incident_id')!r}"}, status=404)
+            key, value = queries.feedback_message(incident, body.get("action"), body.get("for"))
+        except (ValueError, AttributeError) as exc:
+            return self.json({"error": str(exc)}, status=400)
+        except (ESConnectionError, TransportError, ApiError) as exc:
+            return self.json({"error": f"Elasticsearch at {settings.ES_URL}: {exc}"}, status=502)
+        await feedback_topic.send(key=key, value=value)
+        return self.json({"ok": True, "incident_id": incident["incident_id"], "action": value["action"],
+                          "until": value["until"]})

@@ -151,7 +151,7 @@ def reservoir_slot(source, candidate, size):
     return j if j < size else None
 
 
-def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, samples=None):
+def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, samples=None, marked_normal=None):
     """Decide and learn a source's lines in offset order; returns the result documents.
 
     ``lines``: dicts from the scoring agent (``tables.records.SCORED_FIELDS``); ``stats`` and
@@ -159,6 +159,9 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
     decided again but neither counted nor learned twice.  With a ``samples`` list, the slow path's
     training candidates are appended to it as (slot, line): lines that were not flagged and whose
     pattern the source had already produced twice (established normal traffic, never a one-off).
+    ``marked_normal(pattern)`` -> the id of the incident an operator marked normal for this
+    pattern, or None (model/incidents.py): such a line is not flagged and, with learning on, its
+    tokens are learned; its score stays out of the baseline.  The document keeps that incident id.
     """
     docs = []
     for line in lines:
@@ -172,8 +175,11 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
         else:
             score, seen = line["anomaly_score"], None
         is_anomaly = score > decision.threshold
+        normal_by = marked_normal(line["pattern"]) if is_anomaly and marked_normal else None
+        if normal_by:
+            is_anomaly = False
         if not replay:
-            stats.add(score, line["kafka_offset"], is_anomaly)
+            stats.add(score, line["kafka_offset"], is_anomaly, in_baseline=not (is_anomaly or normal_by))
             if policy.learning:
                 if samples is not None and not is_anomaly and seen >= 2 and policy.reservoir_lines:
                     slot = reservoir_slot(line["source"], memory.candidates, policy.reservoir_lines)
@@ -182,19 +188,26 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
                         samples.append((slot, line["line"]))
                 learn(memory, line, is_anomaly, position, policy)
                 memory.last_offset = line["kafka_offset"]
-        docs.append(result_document(line, score, decision, is_anomaly, seen))
+        doc = result_document(line, score, decision, is_anomaly, seen)
+        if normal_by:
+            doc["incident_id"] = normal_by
+        docs.append(doc)
     return docs
 
 
-RESULT_DROP = ("base", "novel", "pattern", "n_tokens")
+RESULT_DROP = ("base", "novel", "pattern", "n_tokens", "event_time")
 
 
 def result_document(line, score, decision, is_anomaly, seen=None):
-    """The Elasticsearch document of a decided line (a dict); "id" is its log topic-partition-offset."""
+    """The document of a decided line (a dict; app/documents.py gives it its Elasticsearch names);
+    "id" is its log topic-partition-offset; "@timestamp" the time the line states, else its
+    ingest time ("timestamp_source" says which)."""
     doc = {k: v for k, v in line.items() if k not in RESULT_DROP}
     doc.update(anomaly_score=score, model_score=line["anomaly_score"], is_anomaly=is_anomaly,
                threshold_used=decision.threshold, threshold_mode=decision.mode, mean_score=decision.mean,
-               std_score=decision.std, pattern_id=line.get("pattern", ""), pattern_seen=seen)
+               std_score=decision.std, pattern_id=line.get("pattern", ""), pattern_seen=seen, incident_id=None)
+    stated = line.get("event_time")
+    doc["@timestamp"], doc["timestamp_source"] = (stated, "line") if stated else (line.get("ingested_at"), "ingest")
     doc["id"] = f"{line['kafka_topic']}-{line['kafka_partition']}-{line['kafka_offset']}"
     return doc
 

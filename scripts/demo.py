@@ -4,12 +4,15 @@
 1. writes the multi-source demo logs (data/kafka, six Loghub systems + planted anomalies);
 2. recreates the topics and the demo index, starts one worker with the shipped checkpoint;
 3. ingests every line, waits until Elasticsearch holds them all;
-4. prints the top anomalies per source (read back from Elasticsearch), whether each planted
-   anomaly was caught, and where to look next; leaves the worker running with --keep-worker.
-Usage: python scripts/demo.py [--keep-worker] [--web-port 6066]
+4. prints the top anomalies per source and the incidents (read back from Elasticsearch), whether
+   each planted anomaly was caught, and the dashboard's address;
+5. keeps the worker and its dashboard running until Ctrl-C -- or stops at once with --exit or
+   CLOGS_DEMO_EXIT=1 (for scripts and CI).
+Usage: python scripts/demo.py [--exit] [--web-port 6066]
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,7 +27,8 @@ from app import streaming_cli as cli  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--keep-worker", action="store_true", help="leave the worker running after the report")
+    parser.add_argument("--exit", action="store_true", default=os.environ.get("CLOGS_DEMO_EXIT", "0") not in ("", "0"),
+                        help="stop the worker right after the report (CLOGS_DEMO_EXIT=1)")
     parser.add_argument("--web-port", type=int, default=settings.WEB_PORT)
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args()
@@ -37,8 +41,9 @@ def main():
     cli.cmd_topic(ns)
     from agents.elastic import sync_client
 
-    sync_client().indices.delete(index=settings.INDEX, ignore_unavailable=True)
-    print(f"cleared index {settings.INDEX}; starting a worker (log: .clogs-data/demo-worker.log)")
+    for index in (settings.INDEX, settings.INCIDENTS_INDEX):
+        sync_client().indices.delete(index=index, ignore_unavailable=True)
+    print(f"cleared indices {settings.INDEX} and {settings.INCIDENTS_INDEX}; starting a worker (log: .clogs-data/demo-worker.log)")
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
     proc = cli.start_worker(ns, log_path=Path(settings.DATA_DIR) / "demo-worker.log")
     try:
@@ -52,17 +57,23 @@ def main():
         cli.print_report(top=args.top)
         check_planted(base / "planted.json")
         print_stats(args.web_port)
-        later = "" if args.keep_worker else " (while a worker runs: `clogs consume`)"
-        print(f"\nwhere to look:\n  per-source statistics  http://{settings.WEB_HOST}:{args.web_port}/stats/{later}"
+        time.sleep(2)   # the last incidents' updates reach the incidents index
+        cli.print_incidents("open")
+        web = f"http://{settings.WEB_HOST}:{args.web_port}"
+        print(f"\nwhere to look:\n  the dashboard          {web}/"
+              f"\n  per-source statistics  {web}/stats/"
+              f"\n  incidents              clogs report; clogs feedback normal|suppress|ack|reopen INCIDENT_ID"
               f"\n  the index              {settings.ES_URL}/{settings.INDEX}/_search?q=is_anomaly:true"
               f"\n  anomalies topic        {settings.ANOMALIES_TOPIC} (Kafka {settings.kafka_bootstrap()})"
-              f"\n  Kibana (docker compose) http://localhost:5601, index pattern {settings.INDEX}")
-        if args.keep_worker:
-            print(f"\nthe worker keeps running (pid {proc.pid}); stop it with: kill {proc.pid}")
-            return
+              f"\n  Kibana (docker compose) http://localhost:5601, dashboard \"clogs overview\"")
+        if not args.exit:
+            print(f"\nthe worker and its dashboard ({web}/) keep running; Ctrl-C stops them")
+            try:
+                proc.wait()
+            except KeyboardInterrupt:
+                print("\nstopping the worker")
     finally:
-        if not args.keep_worker:
-            cli.stop_worker(proc)
+        cli.stop_worker(proc)
 
 
 def print_stats(port):

@@ -41,10 +41,12 @@ class Stats(faust.Record, serializer="json"):
     def all_std(self):
         return math.sqrt(self.all_m2 / self.count) if self.count > 1 else 0.0
 
-    def add(self, value, offset, is_anomaly):
-        """Count a line (in place); its score joins the baseline only if it was not flagged.
-        ``all_mean`` / ``all_std`` follow every line's score (the learning period's own bar)."""
-        if not is_anomaly:
+    def add(self, value, offset, is_anomaly, in_baseline=None):
+        """Count a line (in place); its score joins the baseline only if it was not flagged (or
+        ``in_baseline`` says otherwise: a line an operator marked normal is not flagged, but its
+        high score stays out of the baseline).  ``all_mean`` / ``all_std`` follow every line's
+        score (the learning period's own bar)."""
+        if (not is_anomaly) if in_baseline is None else in_baseline:
             self.n, self.mean, self.m2 = welford(self.n, self.mean, self.m2, value)
         _, self.all_mean, self.all_m2 = welford(self.count, self.all_mean, self.all_m2, value)
         self.count += 1
@@ -69,6 +71,24 @@ class SourceMemory(faust.Record, serializer="json"):
         self.tokens = {} if self.tokens is None else self.tokens
 
 
+class RateState(faust.Record, serializer="json"):
+    """A source's line rate and gaps (model/rates.py): Welford ``n`` / ``mean`` / ``m2`` of the
+    counts of its completed windows (``closed_until``: start of the first window not folded yet;
+    ``burst_window``: start of the window last flagged as a burst, kept out), Welford ``gap_*`` of
+    the seconds between its batches of lines, ``last_line_at`` and ``silent_since`` (Unix seconds;
+    0 = not flagged silent)."""
+    closed_until: float = 0.0
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    burst_window: float = -1.0
+    gap_n: int = 0
+    gap_mean: float = 0.0
+    gap_m2: float = 0.0
+    last_line_at: float = 0.0
+    silent_since: float = 0.0
+
+
 class ScoredBatch(faust.Record, serializer="json"):
     """Scored lines of one source, in log-topic offset order: one message per source and
     micro-batch between the scoring agent and the threshold agent (one table read and write
@@ -79,4 +99,4 @@ class ScoredBatch(faust.Record, serializer="json"):
 
 SCORED_FIELDS = ("source", "file", "line_no", "line", "ingested_at", "host", "anomaly_score", "unknown_tokens",
                  "top_tokens", "model_version", "kafka_topic", "kafka_partition", "kafka_offset", "scored_at",
-                 "n_tokens", "base", "novel", "pattern", "level")
+                 "n_tokens", "base", "novel", "pattern", "level", "event_time")

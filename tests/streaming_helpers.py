@@ -156,8 +156,9 @@ def produce_raw(topic, records):
     asyncio.run(go())
 
 
-def consume_all(topic, expected, timeout=60):
-    """Read `expected` JSON values from the beginning of a topic."""
+def consume_all(topic, expected, timeout=60, count_if=None):
+    """Read JSON values from the beginning of a topic until `expected` of them (those for which
+    `count_if` is true, if given) arrived, or the timeout."""
     from aiokafka import AIOKafkaConsumer
 
     from app import settings
@@ -169,7 +170,7 @@ def consume_all(topic, expected, timeout=60):
         out = []
         try:
             deadline = time.monotonic() + timeout
-            while len(out) < expected and time.monotonic() < deadline:
+            while (sum(map(count_if, out)) if count_if else len(out)) < expected and time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=1000)
                 for messages in batch.values():
                     out.extend(json.loads(m.value) for m in messages)

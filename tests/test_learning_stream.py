@@ -41,13 +41,13 @@ def test_a_running_worker_learns_a_new_service_and_swaps_in_a_retrained_model(se
         wait_for(lambda: es_count(names["index"]) >= first + second, timeout=180, what="the second round indexed")
         docs = es_docs(names["index"])
         assert len(docs) == es_count(names["index"]) == first + second  # nothing lost, nothing twice
-        round1 = sorted((d for d in docs.values() if d["file"].startswith("log-payments") and
+        round1 = sorted((d for d in docs.values() if d["log"]["file"]["path"].startswith("log-payments") and
                          d["kafka_offset"] < first), key=lambda d: d["kafka_offset"])
         assert {d["model_version"] for d in docs.values()} == {shipped, retrained}
         assert sum(d["is_anomaly"] for d in round1[:first // 2]) > 0  # new at first ...
-        late = [d for d in docs.values() if d["model_version"] == retrained and d["line"] != failure]
+        late = [d for d in docs.values() if d["model_version"] == retrained and d["message"] != failure]
         assert late and sum(d["is_anomaly"] for d in late) <= 0.01 * len(late)  # ... learned since
-        caught = [d for d in docs.values() if d["line"] == failure]
+        caught = [d for d in docs.values() if d["message"] == failure]
         assert len(caught) == 1 and caught[0]["is_anomaly"] and caught[0]["model_version"] == retrained
         stats = worker.stats("/stats/log-payments/")["log-payments"]
         assert stats["count"] == first + second and stats["model_version"] == retrained and stats["patterns"] > 0

@@ -75,21 +75,26 @@ def test_multi_source_stream_is_indexed_once_with_fields_and_thresholds(services
     for doc_id, d in docs.items():
         assert doc_id == f"{d['kafka_topic']}-{d['kafka_partition']}-{d['kafka_offset']}"
         for field in ("anomaly_score", "is_anomaly", "threshold_used", "mean_score", "std_score", "threshold_mode",
-                      "top_tokens", "model_version", "line", "file", "ingested_at", "host"):
+                      "top_tokens", "model_version", "message", "log", "ingested_at", "host", "@timestamp",
+                      "timestamp_source", "event"):
             assert field in d, field
-    planted = {d["source"]: d for d in docs.values() if d["line"] == PLANTED}
+    planted = {d["source"]: d for d in docs.values() if d["message"] == PLANTED}
     early, late = planted["log-hdfs"], planted["log-openssh"]
     assert early["is_anomaly"] and early["threshold_mode"] == "learning"  # above the learning period's high bar
     assert early["threshold_used"] >= CALIBRATION["mean"] + 6 * CALIBRATION["std"]
     assert late["is_anomaly"] and late["threshold_mode"] == "dynamic" and late["line_no"] == 121
     assert set(late["top_tokens"]) & set(PLANTED.split())
-    normal = [d for d in docs.values() if d["line"] != PLANTED]
+    normal = [d for d in docs.values() if d["message"] != PLANTED]
     assert sum(d["is_anomaly"] for d in normal) <= 0.02 * len(normal)
     stats = worker.stats()
     assert {s: stats[s]["count"] for s in stats} == {f"log-{s}": len(v) for s, v in logs.items()}
     assert worker.stats("/stats/log-openssh/")["log-openssh"]["count"] == 121
-    anomalies = consume_all(names["topic"] + "-anomalies", expected=sum(d["is_anomaly"] for d in docs.values()))
-    assert {a["line"] for a in anomalies if a["line"] == PLANTED} == {PLANTED}
+    flagged = [d for d in docs.values() if d["is_anomaly"]]
+    alerts = consume_all(names["topic"] + "-anomalies", expected=len(flagged), count_if=lambda a: a["type"] == "line")
+    assert {a["message"] for a in alerts if a["type"] == "line" and a["message"] == PLANTED} == {PLANTED}
+    incidents = {a["incident_id"]: a for a in alerts if a["type"] == "incident"}
+    assert {d["incident_id"] for d in flagged} == set(incidents)   # every flagged line belongs to an incident
+    assert all(d["incident_id"] is None for d in docs.values() if not d["is_anomaly"])
 
 
 def test_seed_commands_with_a_fixed_threshold(services, names, tmp_path, workers):
@@ -105,7 +110,7 @@ def test_seed_commands_with_a_fixed_threshold(services, names, tmp_path, workers
     assert {d["threshold_mode"] for d in docs} == {"fixed"}
     assert {d["threshold_used"] for d in docs} == {3.5}
     assert all(d["is_anomaly"] == (d["anomaly_score"] > 3.5) for d in docs)
-    assert [d["is_anomaly"] for d in docs if d["line"] == PLANTED] == [True]
+    assert [d["is_anomaly"] for d in docs if d["message"] == PLANTED] == [True]
 
 
 def test_stream_command_runs_topic_worker_and_ingest(services, names, tmp_path):

@@ -1,0 +1,202 @@
+"""Incidents in the worker: grouping flagged lines, rate and silence, feedback, publishing.
+
+* ``content_incidents`` / ``rate_incidents`` are called by the threshold agent for each batch.
+* A timer on every worker sends one tick per source it owns to the ticks topic (keyed by source,
+  co-partitioned with the scored topic); ``check_sources`` handles the ticks on the worker that
+  owns each source: it closes rate windows and raises ``silence`` incidents -- a silent source
+  sends no events, so only a timer can notice it.  (Faust writes a table only while handling an
+  event, in that event's partition: hence a tick message rather than a write from the timer.)
+* ``apply_operator_feedback`` handles the feedback topic (``clogs feedback``, the dashboard's
+  buttons): keyed by source too, so the owner of the source's incidents applies it, within
+  seconds, and the incidents table's changelog keeps it.
+* ``publish`` sends a batch's documents and changed incidents to the results topic (the sink
+  indexes both) and the alerts -- flagged lines and incidents whose status is ``open`` -- to the
+  anomalies topic.  An incident that is acknowledged, suppressed or normal is still counted and
+  indexed, but alerts no more.
+"""
+import logging
+import time
+from datetime import datetime, timezone
+
+from app import settings
+from app.documents import line_document
+from app.faust_app import anomalies_topic, app, feedback_topic, results_topic, ticks_topic
+from model.eventtime import iso
+from model.incidents import alerting, apply_feedback, count_line, document, incident_id, new_incident
+from model.rates import RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, window_start
+from tables.stats import add_lines, incidents_table, lines_in, rate_table, stats_table
+
+log = logging.getLogger(__name__)
+
+
+def rate_policy():
+    return RatePolicy(**settings.rate_options())
+
+
+def iso_at(seconds):
+    return iso(datetime.fromtimestamp(seconds, timezone.utc))
+
+
+def marked_normal(source):
+    """For judge_batch: pattern -> the id of the source's incident an operator marked normal, or None."""
+    def lookup(pattern):
+        iid = incident_id(source, "content", pattern)
+        incident = incidents_table.get(iid)
+        return iid if incident and incident["status"] == "normal" else None
+    return lookup
+
+
+def content_incidents(source, docs, now):
+    """Group the batch's lines into the source's content incidents (in the table): a flagged line
+    opens its pattern's incident or joins it; a line that is not flagged (a repeat whose score has
+    faded) still counts toward its pattern's incident if there is one, so an incident says how
+    often its pattern appeared since it first did.  Each counted document gets its
+    ``incident_id``.  Returns the incidents that changed."""
+    known, changed = {}, {}
+    for doc in docs:
+        pattern = doc["pattern_id"]
+        if pattern not in known:
+            iid = incident_id(source, "content", pattern)
+            known[pattern] = changed.get(iid) or incidents_table.get(iid)
+        incident = known[pattern]
+        if incident is None:
+            if not doc["is_anomaly"]:
+                continue
+            incident = known[pattern] = new_incident(source, "content", pattern, doc["@timestamp"])
+        doc["incident_id"] = incident["incident_id"]
+        if count_line(incident, doc, settings.INCIDENT_EXAMPLES):
+            incident["updated_at"] = now
+            changed[incident["incident_id"]] = incident
+    for iid, incident in changed.items():
+        incidents_table[iid] = incident
+    return list(changed.values())
+
+
+def rate_incidents(source, new_lines, now_s, policy):
+    """Count the batch's new lines in the windowed table, fold closed windows, and raise or update
+    the source's ``rate`` incident when this window is a burst (and note the end of a silence)."""
+    state = rate_table[source]
+    roll(state, now_s, policy, lambda start: lines_in(source, start))
+    changed = []
+    if new_lines:
+        add_lines(source, now_s, new_lines)
+        ended = note_lines(state, now_s, new_lines)
+        if ended:
+            changed += _silence_over(source, ended, now_s)
+        current = lines_in(source, window_start(now_s, policy.window))
+        if is_burst(state, current, policy):
+            changed.append(_burst(source, state, current, now_s, policy))
+    rate_table[source] = state
+    return changed
+
+
+def _burst(source, state, current, now_s, policy):
+    at, iid = iso_at(now_s), incident_id(source, "rate", "rate")
+    incident = incidents_table.get(iid) or new_incident(source, "rate", "rate", at)
+    this_window = window_start(now_s, policy.window)
+    if state.burst_window != this_window:   # a new burst: one more occurrence
+        state.burst_window = this_window
+        incident["count"] += 1
+        incident["first_seen"] = min(incident["first_seen"], at)
+    incident.update(last_seen=at, updated_at=at, observed=float(current), expected=round(state.mean, 3),
+                    max_score=max(incident["max_score"] or 0.0, current / max(state.mean, 1.0)),
+                    summary=f"{current} lines in {policy.window:g} s, usually {state.mean:.1f} "
+                            f"(± {(state.m2 / state.n) ** 0.5 if state.n > 1 else 0.0:.1f})")
+    incidents_table[iid] = incident
+    return incident
+
+
+def _silence_over(source, seconds, now_s):
+    incident = incidents_table.get(incident_id(source, "silence", "silence"))
+    if not incident:
+        return []
+    incident.update(observed=round(seconds, 1), updated_at=iso_at(now_s),
+                    summary=f"no line for {seconds:.0f} s (until {iso_at(now_s)}), usually at most "
+                            f"{incident['expected']:.0f} s")
+    incidents_table[incident["incident_id"]] = incident
+    return [incident]
+
+
+def silence_incident(source, now_s, policy):
+    """The source's ``silence`` incident if it has gone quiet (a new episode counts once)."""
+    state = rate_table[source]
+    roll(state, now_s, policy, lambda start: lines_in(source, start))
+    changed = []
+    if is_silent(state, now_s, policy):
+        at, iid = iso_at(now_s), incident_id(source, "silence", "silence")
+        incident = incidents_table.get(iid) or new_incident(source, "silence", "silence", at)
+        quiet, usual = now_s - state.last_line_at, silence_after(state, policy)
+        if not state.silent_since:
+            state.silent_since = now_s
+            incident["count"] += 1
+            incident["first_seen"] = min(incident["first_seen"], at)
+        incident.update(last_seen=at, updated_at=at, observed=round(quiet, 1), expected=round(usual, 1),
+                        max_score=max(incident["max_score"] or 0.0, quiet / usual),
+                        summary=f"no line for {quiet:.0f} s since {iso_at(state.last_line_at)}; "
+                                f"silent after {usual:.0f} s for this source")
+        incidents_table[iid] = incident
+        changed.append(incident)
+    rate_table[source] = state
+    return changed
+
+
+async def publish(source, docs, incidents, now):
+    """Documents and changed incidents to the results topic; alerts to the anomalies topic."""
+    await results_topic.send(key=source, value={"source": source, "docs": docs,
+                                                "incidents": [document(i) for i in incidents]})
+    silenced = {i["incident_id"] for i in incidents if not alerting(i, now)}
+    for doc in docs:
+        if doc["is_anomaly"] and doc.get("incident_id") not in silenced and _alerting_id(doc.get("incident_id"), now):
+            await anomalies_topic.send(key=source, value={"type": "line", **line_document(doc)})
+    for incident in incidents:
+        if alerting(incident, now):
+            await anomalies_topic.send(key=source, value={"type": "incident", **document(incident)})
+
+
+def _alerting_id(iid, now):
+    incident = incidents_table.get(iid) if iid else None
+    return incident is None or alerting(incident, now)
+
+
+@app.timer(settings.TICK_SECONDS)
+async def tick_owned_sources():
+    """One tick per source this worker owns (its active partitions of the stats table)."""
+    now_s = time.time()
+    for source in list(stats_table.keys()):
+        await ticks_topic.send(key=source, value={"source": source, "at": now_s})
+
+
+@app.agent(ticks_topic, concurrency=1)
+async def check_sources(stream):
+    policy = rate_policy()
+    async for tick in stream:
+        source = tick["source"]
+        if source not in stats_table:   # the partition moved to another worker since the tick
+            continue
+        now_s = time.time()
+        changed = silence_incident(source, now_s, policy)
+        if changed:
+            await publish(source, [], changed, iso_at(now_s))
+
+
+@app.agent(feedback_topic, concurrency=1)
+async def apply_operator_feedback(stream):
+    async for feedback in stream:
+        now = iso_at(time.time())
+        iid = feedback.get("incident_id")
+        incident = incidents_table.get(iid) if iid else None
+        if incident is None:
+            if not all(feedback.get(k) for k in ("incident_id", "source", "kind", "pattern")):
+                log.warning("feedback for an unknown incident, ignored: %s", feedback)
+                continue
+            incident = new_incident(feedback["source"], feedback["kind"], feedback["pattern"], now)
+        try:
+            apply_feedback(incident, feedback.get("action"), now, feedback.get("until"))
+        except ValueError as exc:
+            log.warning("feedback ignored: %s", exc)
+            continue
+        incidents_table[incident["incident_id"]] = incident
+        log.info("incident %s of %s is now %s", incident["incident_id"], incident["source"], incident["status"])
+        await results_topic.send(key=incident["source"], value={"source": incident["source"], "docs": [],
+                                                                "incidents": [document(incident)]})
+        await anomalies_topic.send(key=incident["source"], value={"type": "incident", **document(incident)})

@@ -1,0 +1,98 @@
+"""Reading clogs' results back from Elasticsearch, and sending feedback: the one implementation
+behind ``clogs report``, ``clogs feedback`` and the dashboard's API (app/web.py).
+
+* ``incidents(es, status, source, size)``: incidents, newest (``last_seen``) first;
+* ``find_incident(es, incident_id)``;
+* ``series(es, source, minutes, buckets)``: per time bucket (by ingest time, so a replayed log
+  charts when it arrived) the line count, anomalies, max and mean score and mean threshold;
+* ``feedback_message(incident, action, duration)``: the feedback topic's record; its key is the
+  incident's source (JSON, like the scored topic), so it reaches the worker that owns the source.
+"""
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+from elasticsearch import NotFoundError
+
+from app import settings
+from model.eventtime import iso
+from model.incidents import ACTIONS, STATUSES, parse_duration
+
+
+async def incidents(es, status="open", source=None, size=100):
+    """``status``: one of STATUSES, "all", or "active" (open or acknowledged)."""
+    filters = []
+    if status == "active":
+        filters.append({"terms": {"status": ["open", "acknowledged"]}})
+    elif status != "all":
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}: one of {', '.join(STATUSES)}, active, all")
+        filters.append({"term": {"status": status}})
+    if source:
+        filters.append({"term": {"source": source}})
+    try:
+        result = await es.search(index=settings.INCIDENTS_INDEX, size=size, query={"bool": {"filter": filters}},
+                                 sort=[{"last_seen": "desc"}])
+    except NotFoundError:
+        return []   # no incident yet: the index is created when the worker starts
+    return [hit["_source"] for hit in result["hits"]["hits"]]
+
+
+async def find_incident(es, incident_id):
+    try:
+        return (await es.get(index=settings.INCIDENTS_INDEX, id=incident_id))["_source"]
+    except NotFoundError:
+        return None
+
+
+async def series(es, source, minutes=30, buckets=60):
+    end = datetime.now(timezone.utc)
+    start = end - timedelta(minutes=minutes)
+    interval = max(1, int(minutes * 60 / buckets))
+    result = await es.search(
+        index=settings.INDEX, size=0,
+        query={"bool": {"filter": [{"term": {"source": source}},
+                                   {"range": {"ingested_at": {"gte": iso(start), "lte": iso(end)}}}]}},
+        aggs={"t": {"date_histogram": {"field": "ingested_at", "fixed_interval": f"{interval}s",
+                                       "min_doc_count": 0, "extended_bounds": {"min": iso(start), "max": iso(end)}},
+                    "aggs": {"anomalies": {"filter": {"term": {"is_anomaly": True}}},
+                             "max_score": {"max": {"field": "anomaly_score"}},
+                             "avg_score": {"avg": {"field": "anomaly_score"}},
+                             "threshold": {"avg": {"field": "threshold_used"}}}}})
+    points = [{"t": b["key_as_string"], "lines": b["doc_count"], "anomalies": b["anomalies"]["doc_count"],
+               "max_score": b["max_score"]["value"], "avg_score": b["avg_score"]["value"],
+               "threshold": b["threshold"]["value"]} for b in result["aggregations"]["t"]["buckets"]]
+    return {"source": source, "interval_seconds": float(interval), "points": points}
+
+
+def feedback_message(incident, action, duration=None, now=None):
+    """(key, value) of a feedback record for ``incident`` (a document of the incidents index)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
+    now = now or datetime.now(timezone.utc)
+    until = None
+    if action == "suppress":
+        until = iso(now + parse_duration(duration or "2h"))
+    value = {"incident_id": incident["incident_id"], "source": incident["source"], "kind": incident["kind"],
+             "pattern": incident["pattern"], "action": action, "until": until, "at": iso(now)}
+    return incident["source"], value
+
+
+async def send_feedback(key, value, app_id=None, broker=None):
+    """Produce one feedback record (from the CLI; a worker's page uses its own producer)."""
+    from aiokafka import AIOKafkaProducer
+
+    from app.kafka_admin import FIX, BrokerUnreachable
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), acks="all")
+    try:
+        await asyncio.wait_for(producer.start(), 15)
+    except Exception as exc:  # aiokafka raises several kinds when no broker answers
+        await producer.stop()
+        raise BrokerUnreachable(f"cannot reach Kafka at {settings.kafka_bootstrap(broker)} "
+                                f"({type(exc).__name__}); {FIX}") from None
+    try:
+        await producer.send_and_wait(settings.app_topics(app_id)["feedback"], key=json.dumps(key).encode(),
+                                     value=json.dumps(value).encode())
+    finally:
+        await producer.stop()

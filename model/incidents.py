@@ -1,0 +1,126 @@
+"""Incidents: flagged lines grouped by (source, kind, pattern), and what operators say about them.
+
+An operator does not want 57 alerts for one new error: every flagged line of a source whose
+pattern (``model.patterns.pattern_key``, the skeleton the learning memory already keys on) is the
+same joins one incident of kind ``content``; a burst of lines joins the source's ``rate`` incident
+and a source gone quiet its ``silence`` incident (model/rates.py).  An incident is a plain dict
+(the value of the ``incidents`` table, keyed by its id, and the document of the incidents index):
+
+    incident_id, source, kind, pattern, status, summary, first_seen, last_seen, updated_at,
+    count, max_score, threshold_used, top_tokens, level, examples [{doc_id, message,
+    anomaly_score, at}], suppressed_until, observed, expected, last_offset
+
+Its id is a hash of (source, kind, pattern), so the same pattern of the same source always lands
+in the same incident, on any worker, after any restart.  ``last_offset`` is the log-topic offset
+of the last line it counted: a replayed line (at-least-once delivery after a crash) is at or below
+it and is not counted twice.
+
+Status and feedback (``apply_feedback``): ``open`` alerts (its changes go to the anomalies topic);
+``acknowledged`` keeps counting without alerting; ``suppressed`` likewise until
+``suppressed_until``, then it is open again; ``normal`` means the pattern is normal for this
+source: its lines are no longer flagged (and, with learning on, they are learned).  ``reopen``
+returns any of them to open.  Times are ISO 8601 strings in UTC.
+"""
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+KINDS = ("content", "rate", "silence")
+STATUSES = ("open", "acknowledged", "normal", "suppressed")
+ACTIONS = {"normal": "normal", "suppress": "suppressed", "ack": "acknowledged", "reopen": "open"}
+EXAMPLE_CHARS = 1000
+TOP_TOKENS = 10
+LEVEL_NAMES = {0: "debug", 1: "info", 2: "warning", 3: "error", 4: "fatal"}
+
+
+def incident_id(source, kind, pattern):
+    """A short stable id of (source, kind, pattern)."""
+    return hashlib.blake2b(f"{source}\x00{kind}\x00{pattern}".encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+def new_incident(source, kind, pattern, at, summary=""):
+    return {"incident_id": incident_id(source, kind, pattern), "source": source, "kind": kind, "pattern": pattern,
+            "status": "open", "summary": summary, "first_seen": at, "last_seen": at, "updated_at": at, "count": 0,
+            "max_score": None, "threshold_used": None, "top_tokens": [], "level": None, "examples": [],
+            "suppressed_until": None, "observed": None, "expected": None, "last_offset": -1}
+
+
+def current_status(incident, now):
+    """The status in force at ``now`` (a suppression that ran out is open again)."""
+    if incident["status"] == "suppressed" and incident.get("suppressed_until") and incident["suppressed_until"] <= now:
+        return "open"
+    return incident["status"]
+
+
+def alerting(incident, now):
+    return current_status(incident, now) == "open"
+
+
+def count_line(incident, doc, max_examples):
+    """Add a line of the incident's pattern (a result document of model/online.py) to its content
+    incident, in place.  Returns False when the line was counted before (a replay)."""
+    offset = doc["kafka_offset"]
+    if offset <= incident.get("last_offset", -1):
+        return False
+    at = doc["@timestamp"]
+    incident["last_offset"] = offset
+    incident["count"] += 1
+    incident["first_seen"] = min(incident["first_seen"], at)
+    incident["last_seen"] = max(incident["last_seen"], at)
+    score = doc["anomaly_score"]
+    if incident["max_score"] is None or score > incident["max_score"]:
+        incident["max_score"] = score
+        incident["threshold_used"] = doc["threshold_used"]
+    for token in doc.get("top_tokens") or ():
+        if token not in incident["top_tokens"] and len(incident["top_tokens"]) < TOP_TOKENS:
+            incident["top_tokens"].append(token)
+    if doc.get("level") is not None and doc["level"] >= 0:
+        incident["level"] = LEVEL_NAMES.get(doc["level"])
+    if len(incident["examples"]) < max_examples:
+        incident["examples"].append({"doc_id": doc["id"], "message": doc["line"][:EXAMPLE_CHARS],
+                                     "anomaly_score": score, "at": at})
+    if not incident["summary"]:
+        incident["summary"] = summary_of(doc)
+    return True
+
+
+def summary_of(doc):
+    """One line for people: what is new about the line."""
+    tokens = ", ".join(doc.get("top_tokens") or [])[:200]
+    level = LEVEL_NAMES.get(doc.get("level"), "")
+    head = f"new {level + ' ' if level in ('warning', 'error', 'fatal') else ''}pattern"
+    return f"{head}: {doc['line'][:160]}" + (f" (unusual: {tokens})" if tokens else "")
+
+
+def apply_feedback(incident, action, now, until=None):
+    """Apply an operator's action to an incident, in place; returns it."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown feedback action {action!r}: one of {', '.join(ACTIONS)}")
+    incident["status"] = ACTIONS[action]
+    incident["suppressed_until"] = until if action == "suppress" else None
+    incident["updated_at"] = now
+    return incident
+
+
+def parse_duration(text):
+    """'2h', '30m', '45s', '1d', '90' (seconds) -> timedelta."""
+    text = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        return timedelta(seconds=float(text))
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (examples: 90s, 30m, 2h, 1d)") from None
+
+
+def now_iso():
+    return datetime.now(timezone.utc).isoformat()
+
+
+def document(incident):
+    """The incidents-index document: the incident with the ECS names Kibana expects."""
+    doc = {k: v for k, v in incident.items() if k not in ("last_offset", "level")}
+    doc["@timestamp"] = incident["last_seen"]
+    doc["event"] = {"dataset": incident["source"]}
+    doc["log"] = {"level": incident.get("level")}
+    return doc
