@@ -13,6 +13,7 @@ Usage: python scripts/demo.py [--exit] [--web-port 6066]
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -65,15 +66,21 @@ def main():
               f"\n  incidents              clogs report; clogs feedback normal|suppress|ack|reopen INCIDENT_ID"
               f"\n  the index              {settings.ES_URL}/{settings.INDEX}/_search?q=is_anomaly:true"
               f"\n  anomalies topic        {settings.ANOMALIES_TOPIC} (Kafka {settings.kafka_bootstrap()})"
-              f"\n  Kibana (docker compose) http://localhost:5601, dashboard \"clogs overview\"")
+              f"\n  Kibana (docker compose) http://localhost:5601, dashboard \"clogs: overview\"")
         if not args.exit:
             print(f"\nthe worker and its dashboard ({web}/) keep running; Ctrl-C stops them")
+            signal.signal(signal.SIGTERM, stop_on_signal)
+            signal.signal(signal.SIGINT, stop_on_signal)   # also when started in the background
             try:
                 proc.wait()
             except KeyboardInterrupt:
                 print("\nstopping the worker")
     finally:
         cli.stop_worker(proc)
+
+
+def stop_on_signal(signum, frame):
+    raise KeyboardInterrupt
 
 
 def print_stats(port):
