@@ -1,6 +1,8 @@
-"""Elasticsearch: the client from settings, the index mapping, and a bulk write that retries until accepted."""
+"""Elasticsearch: the client from settings, the index mappings, and a bulk write that retries what
+is retryable and stops, saying why, on what is not (``bulk_index``, ``write_health``)."""
 import asyncio
 import logging
+import time
 
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 from elasticsearch import ApiError, ConnectionError as ESConnectionError, TransportError
@@ -91,36 +93,126 @@ def async_client(url=None):
     return AsyncElasticsearch(**client_options(url))
 
 
+# --- failure classes ------------------------------------------------------------------
+# retryable: connection errors, timeouts, 429 and 5xx -- retried with capped back-off, one log line
+# per burst.  blocking: 401/403 (credentials, privileges, an index write block), 413 (a single
+# document over http.max_content_length; a larger bulk is split first) and mapping conflicts (the
+# index was made with another mapping) -- nothing is skipped: the sink stops, /health turns red
+# with the reason, and the same documents are tried again every CLOGS_ES_BLOCKED_PROBE seconds
+# until the cause is fixed; offsets are never committed past them.  Any other 4xx of one document
+# is that document's fault: it is dead-lettered with Elasticsearch's reason.
+MAPPING_ERRORS = ("mapper_parsing_exception", "document_parsing_exception", "strict_dynamic_mapping_exception",
+                  "mapper_exception")
+FIXES = {
+    401: "Elasticsearch rejected the credentials: check CLOGS_ES_USER / CLOGS_ES_PASSWORD or CLOGS_ES_API_KEY",
+    403: "Elasticsearch forbids writing to {index}: check the user's index privileges and the index's "
+         "write block (index.blocks.write / read_only_allow_delete, e.g. a full disk)",
+    413: "a document is larger than Elasticsearch's http.max_content_length: raise it, or lower "
+         "CLOGS_MAX_LINE_BYTES so such lines are dead-lettered before scoring",
+    "mapping": "the index {index} has a mapping clogs cannot write to ({error}): delete or reindex it, "
+               "or point CLOGS_INDEX at a new index",
+}
+
+
+class WriteHealth:
+    """Whether this worker's writes to Elasticsearch are blocked, and why (for /health)."""
+
+    def __init__(self):
+        self.blocked, self.since = None, None
+
+    def block(self, reason):
+        if self.blocked != reason:
+            log.error("INDEXING STOPPED: %s. Nothing is skipped; retrying every %.0f s until fixed.",
+                      reason, settings.ES_BLOCKED_PROBE)
+            self.blocked, self.since = reason, time.time()
+
+    def clear(self):
+        if self.blocked:
+            log.warning("indexing resumed after %.0f s (was: %s)", time.time() - self.since, self.blocked)
+        self.blocked, self.since = None, None
+
+
+write_health = WriteHealth()
+
+
+def error_type(error):
+    """The ``type`` of an Elasticsearch error (an item's ``error`` dict or an ApiError)."""
+    if isinstance(error, ApiError):
+        body = error.body if isinstance(error.body, dict) else {}
+        error = body.get("error", {})
+    if isinstance(error, dict):
+        return str(error.get("type", ""))
+    return ""
+
+
+def blocking_reason(status, kind, index, error=""):
+    """The reason writes cannot go on (status and error type of a failure), or None."""
+    if status in (401, 403, 413):
+        return f"{status}: " + FIXES[status].format(index=index)
+    if status == 400 and kind in MAPPING_ERRORS:
+        return "400: " + FIXES["mapping"].format(index=index, error=f"{kind}: {str(error)[:200]}")
+    return None
+
+
+class Backoff:
+    """Capped exponential back-off that logs once per burst of failures."""
+
+    def __init__(self, what, max_delay=30.0):
+        self.what, self.max_delay = what, max_delay
+        self.delay, self.failures, self.started = 0.5, 0, None
+
+    async def failed(self, detail):
+        if self.failures == 0:
+            self.started = time.monotonic()
+            log.warning("%s failed (%s); retrying with back-off up to %.0f s", self.what, detail, self.max_delay)
+        self.failures += 1
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.max_delay)
+
+    def succeeded(self):
+        if self.failures:
+            log.warning("%s succeeded after %d failed attempts in %.1f s", self.what, self.failures,
+                        time.monotonic() - self.started)
+        self.delay, self.failures = 0.5, 0
+
+
 async def ensure_index(es, index, max_delay=30.0, mapping=None):
     """Create the index with the explicit mapping (the line documents' unless ``mapping``) if it
-    is missing; wait while ES is unreachable."""
-    delay = 0.5
+    is missing; wait while ES is unreachable or refuses (401/403: /health says why)."""
+    backoff = Backoff(f"creating or checking index {index}", max_delay)
     while True:
         try:
             if not await es.indices.exists(index=index):
                 await es.indices.create(index=index, mappings=mapping or MAPPING, settings=INDEX_SETTINGS)
                 log.info("created Elasticsearch index %s", index)
+            backoff.succeeded()
+            write_health.clear()
             return
         except ApiError as exc:
             if exc.meta.status == 400 and "resource_already_exists" in str(exc):
                 return
-            log.warning("Elasticsearch refused to create %s (%s); retrying in %.1f s", index, exc, delay)
+            reason = blocking_reason(exc.meta.status, error_type(exc), index, exc)
+            if reason:
+                write_health.block(reason)
+                await asyncio.sleep(settings.ES_BLOCKED_PROBE)
+                continue
+            await backoff.failed(exc)
         except (ESConnectionError, TransportError) as exc:
-            log.warning("Elasticsearch unreachable at %s (%s); retrying in %.1f s", settings.ES_URL, exc, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)
+            await backoff.failed(f"Elasticsearch unreachable at {settings.ES_URL}: {exc}")
 
 
 async def bulk_index(es, index, docs, max_delay=30.0):
     """Index docs (each with an "id") until Elasticsearch has accepted all of them.
 
-    Returns the documents Elasticsearch rejected for good (4xx other than 429, e.g. a mapping
-    conflict), so the caller can dead-letter them.  Never raises for an unreachable cluster:
-    it waits with exponential back-off, so the offsets are committed only after indexing.
+    Returns the documents Elasticsearch rejected for good, each with its error (a 4xx of that
+    document alone), so the caller can dead-letter them.  Never raises, never gives up on a
+    document for a cause outside it: retryable failures are retried with back-off, blocking ones
+    (see above) stop here, with /health red, until fixed -- so offsets are committed only after
+    indexing.  A bulk refused as too large (413) is split in halves.
     """
     pending = {doc["id"]: doc for doc in docs}
     rejected = []
-    delay = 0.5
+    backoff = Backoff(f"bulk of {len(pending)} documents into {index}", max_delay)
     while pending:
         operations = []
         for doc_id, doc in pending.items():
@@ -128,24 +220,43 @@ async def bulk_index(es, index, docs, max_delay=30.0):
             operations.append({k: v for k, v in doc.items() if k != "id"})
         try:
             response = await es.bulk(operations=operations)
-        except (ESConnectionError, TransportError, ApiError) as exc:
-            log.warning("bulk of %d documents failed (%s); retrying in %.1f s", len(pending), exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+        except ApiError as exc:
+            status = exc.meta.status
+            if status == 413 and len(pending) > 1:
+                docs = list(pending.values())
+                half = len(docs) // 2
+                return rejected + await bulk_index(es, index, docs[:half], max_delay) + \
+                    await bulk_index(es, index, docs[half:], max_delay)
+            reason = blocking_reason(status, error_type(exc), index, exc)
+            if reason:
+                write_health.block(reason)
+                await asyncio.sleep(settings.ES_BLOCKED_PROBE)
+            else:
+                await backoff.failed(f"{status} {error_type(exc)}")
             continue
-        retry = {}
+        except (ESConnectionError, TransportError) as exc:
+            await backoff.failed(f"Elasticsearch unreachable at {settings.ES_URL}: {type(exc).__name__}")
+            continue
+        retry, reason = {}, None
         for item in response["items"]:
             result = item["index"]
             doc_id, status = result["_id"], result.get("status", 500)
             if status < 300:
                 continue
-            if status == 429 or status >= 500:
+            error = result.get("error")
+            blocking = blocking_reason(status, error_type(error), index, error)
+            if blocking or status == 429 or status >= 500:
                 retry[doc_id] = pending[doc_id]
+                reason = reason or blocking
             else:
-                rejected.append((pending[doc_id], result.get("error")))
+                rejected.append((pending[doc_id], error))
         pending = retry
-        if pending:
-            log.warning("%d documents not accepted yet; retrying in %.1f s", len(pending), delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+        if reason:
+            write_health.block(reason)
+            await asyncio.sleep(settings.ES_BLOCKED_PROBE)
+        elif pending:
+            await backoff.failed(f"{len(pending)} documents not accepted yet (429/5xx)")
+        else:
+            backoff.succeeded()
+            write_health.clear()
     return rejected

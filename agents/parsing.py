@@ -2,22 +2,85 @@
 
 A good record becomes a dict, a bad one a (reason, detail).
 
-A record is a JSON object with at least ``source`` and ``line`` (``file``, ``line_no``,
-``ingested_at`` and ``host`` are filled in when missing).  Reasons for the dead-letter topic:
-``too_large``, ``undecodable``, ``not_json``, ``not_object``, ``missing_fields``, ``empty_line``.
+clogs' own record (what ``clogs ingest`` writes) is a JSON object with at least ``source`` and
+``line`` (``file``, ``line_no``, ``ingested_at`` and ``host`` are filled in when missing); it is
+taken as it is.
+
+Records of real log shippers are accepted too and normalised into the same six fields
+(docs/shippers.md has a minimal configuration for each).  Default JSON field names, as each
+shipper's documentation states them:
+
+- Filebeat, ``output.kafka`` (default codec ``json``): ``@timestamp`` (read time, ISO 8601),
+  ``message``, ``log.file.path`` and ``log.offset`` (ECS, "Full path to the log file this event came
+  from"), ``host.name``, plus ``@metadata``, ``agent``, ``input``, ``ecs``, ``fields``.
+  (elastic.co/guide/en/beats/filebeat/*/kafka-output.html, exported-fields-log.html; ECS log.file.path
+  at elastic.co/docs/reference/ecs/ecs-log.)  Filebeat 6.x wrote the path as top-level ``source``
+  and ``offset``, which the rule "clogs' ``source`` wins" handles the same way.
+- Vector, ``kafka`` sink with ``encoding.codec = "json"``, legacy log namespace: ``message``,
+  ``timestamp`` (RFC 3339), ``host``, ``source_type``; the ``file`` source adds ``file`` ("The key
+  name added to each event with the full path of the file. Default: file") and the journald
+  source ``_SYSTEMD_UNIT`` and friends.  (vector.dev/docs/about/data-model/log/,
+  vector.dev/docs/reference/configuration/sources/file/, .../sinks/kafka/: ``key_field``,
+  ``headers_key``.)
+- Fluent Bit, ``kafka`` output, ``format json``: the line under ``log`` (the tail input's ``Key``
+  default), the record time under ``timestamp_key`` (default ``@timestamp``) as
+  ``timestamp_format`` (default ``double``: epoch seconds; or ``iso8601``); other outputs and many
+  configurations use ``date``.  The tail input adds the file path only when ``Path_Key`` names a
+  key (no default; ``filename`` and ``path`` are the usual choices); the kubernetes filter adds
+  ``kubernetes.{pod_name, namespace_name, container_name, ...}``.
+  (docs.fluentbit.io/manual/pipeline/outputs/kafka, .../inputs/tail.)
+
+How a shipper's record becomes a clogs record:
+
+- line: the first string among ``line``, ``message``, ``log`` (a non-string one is skipped:
+  Filebeat's ``log`` is an object); one trailing newline is dropped (Docker's json-file log keeps it).
+- source, the first of:
+  1. clogs' ``source`` field (a non-empty string);
+  2. the Kafka header named by ``CLOGS_SOURCE_HEADER`` (default ``source``; empty = off): a header
+     is set on purpose by whoever configured the shipper, so it beats the guessed fields below;
+  3. the field paths of ``CLOGS_SOURCE_FIELD`` (comma-separated, dotted paths into nested
+     objects, a literal dotted key also matches), default ``log.file.path, file, filename, path,
+     kubernetes.container_name, host.name, host``: the first non-empty string.  A file path is kept
+     whole (``/var/log/nginx/error.log``), so every file is its own source with its own
+     statistics, as each ``log-*`` folder is for ``clogs ingest``; set
+     ``CLOGS_SOURCE_FIELD=host.name,host`` to group by host, or
+     ``kubernetes.namespace_name`` to group by namespace;
+  4. the record key.
+  None of them -> ``missing_fields``, naming CLOGS_SOURCE_FIELD.
+- file: the first string among ``log.file.path``, ``file``, ``filename``, ``path``; host:
+  ``host.name``, ``host`` (a string), ``hostname``; line_no: 0 (shippers send byte offsets, not
+  line numbers).
+- ingested_at: the first of ``@timestamp``, ``timestamp``, ``date`` that is ISO 8601 (normalised to
+  clogs' UTC millisecond form) or a number (epoch seconds, Fluent Bit's ``double``; above 1e11 read
+  as milliseconds); None otherwise (the worker then uses the scoring time).
+
+Reasons for the dead-letter topic: ``too_large``, ``undecodable``, ``not_json``, ``not_object``,
+``missing_fields``, ``empty_line``.
 """
 import base64
 import json
+import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from app import settings
 
 REQUIRED = ("source", "line")
 DEFAULTS = {"file": "", "line_no": 0, "ingested_at": None, "host": ""}
+LINE_FIELDS = ("line", "message", "log")
+DEFAULT_SOURCE_FIELDS = ("log.file.path", "file", "filename", "path", "kubernetes.container_name", "host.name", "host")
+FILE_FIELDS = ("log.file.path", "file", "filename", "path")
+HOST_FIELDS = ("host.name", "host", "hostname")
+TIME_FIELDS = ("@timestamp", "timestamp", "date")
+DEFAULT_SOURCE_HEADER = "source"
 
 
-def parse_log_value(value, max_bytes=None):
-    """Returns (record, None, None) or (None, reason, detail)."""
+def parse_log_value(value, max_bytes=None, headers=None, key=None):
+    """Returns (record, None, None) or (None, reason, detail).
+
+    ``headers``: the Kafka record's headers, as aiokafka gives them (a list of (str, bytes)) or a
+    mapping; ``key``: its key (bytes or str).  Both only serve to find a shipper record's source."""
     max_bytes = max_bytes or settings.MAX_LINE_BYTES
     if value is None:
         return None, "not_json", "empty record value"
@@ -35,14 +98,125 @@ def parse_log_value(value, max_bytes=None):
         return None, "not_json", str(exc)
     if not isinstance(record, dict):
         return None, "not_object", f"JSON {type(record).__name__}, expected an object"
-    missing = [f for f in REQUIRED if not isinstance(record.get(f), str)]
+    if all(isinstance(record.get(f), str) for f in REQUIRED):  # clogs' own record, as before
+        if not record["line"].strip():
+            return None, "empty_line", "the line is empty or whitespace only"
+        for name, default in DEFAULTS.items():
+            record.setdefault(name, default)
+        return record, None, None
+    return _from_shipper(record, headers, key)
+
+
+def _from_shipper(record, headers, key):
+    line = _first_string(record, LINE_FIELDS, nested=False, blank=True)
+    source = record.get("source") if isinstance(record.get("source"), str) and record["source"].strip() else None
+    header_name = getattr(settings, "SOURCE_HEADER", DEFAULT_SOURCE_HEADER)
+    fields = source_fields()
+    source = source or _header(headers, header_name) or _first_string(record, fields) or _text(key)
+    missing = []
+    if source is None:
+        missing.append(f"source (no `source` field, no {header_name!r} Kafka header (CLOGS_SOURCE_HEADER), none of "
+                       f"{', '.join(fields)} (CLOGS_SOURCE_FIELD), no record key)")
+    if line is None:
+        missing.append("line (none of " + ", ".join(LINE_FIELDS) + " is a string)")
     if missing:
-        return None, "missing_fields", "missing or not a string: " + ", ".join(missing)
-    if not record["line"].strip():
+        return None, "missing_fields", "missing or not a string: " + "; ".join(missing)
+    if line.endswith("\n"):
+        line = line[:-2] if line.endswith("\r\n") else line[:-1]
+    if not line.strip():
         return None, "empty_line", "the line is empty or whitespace only"
-    for key, default in DEFAULTS.items():
-        record.setdefault(key, default)
-    return record, None, None
+    return {"source": source, "line": line, "file": _first_string(record, FILE_FIELDS) or "", "line_no": 0,
+            "ingested_at": _timestamp(record), "host": _first_string(record, HOST_FIELDS) or ""}, None, None
+
+
+@lru_cache(maxsize=8)
+def _split_fields(text):
+    fields = tuple(f.strip() for f in (text or "").split(",") if f.strip())
+    return fields or DEFAULT_SOURCE_FIELDS
+
+
+def source_fields():
+    """The field paths a shipper record's source is looked up in (CLOGS_SOURCE_FIELD or the default)."""
+    return _split_fields(getattr(settings, "SOURCE_FIELD", "") or "")
+
+
+def _get(record, path, nested=True):
+    if path in record:
+        return record[path]
+    if not nested or "." not in path:
+        return None
+    value = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _first_string(record, paths, nested=True, blank=False):
+    """The first string at one of ``paths``: as it is when ``blank``, else stripped and non-empty."""
+    for path in paths:
+        value = _get(record, path, nested)
+        if isinstance(value, str):
+            if blank:
+                return value
+            if value.strip():
+                return value.strip()
+    return None
+
+
+def _text(value):
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", errors="replace")
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _header(headers, name):
+    """The first non-empty value of the Kafka header ``name``, as text, or None."""
+    if not headers or not name:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for item in items:
+        try:
+            header_key, header_value = item
+        except (TypeError, ValueError):
+            continue
+        if _text(header_key) == name:
+            text = _text(header_value)
+            if text:
+                return text
+    return None
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _timestamp(record):
+    for name in TIME_FIELDS:
+        stamp = _as_datetime(record.get(name))
+        if stamp is not None:
+            return stamp.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return None
+
+
+def _as_datetime(value):
+    """An ISO 8601 string or epoch number -> aware datetime, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, timezone.utc) if seconds > 0 else None
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not re.match(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return None
+    text = _FRACTION.sub(r"\1", value.strip().replace("Z", "+00:00").replace("z", "+00:00"))  # ns -> us (Vector)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
 
 
 PREVIEW_BYTES = 16_384

@@ -46,6 +46,7 @@ ES_PASSWORD = _env("CLOGS_ES_PASSWORD", None)
 ES_API_KEY = _env("CLOGS_ES_API_KEY", None)
 ES_CA_CERTS = _env("CLOGS_ES_CA_CERTS", None)
 INDEX = _env("CLOGS_INDEX", "mozilla-clogs-index")
+ES_BLOCKED_PROBE = _env_float("CLOGS_ES_BLOCKED_PROBE", 15.0)  # seconds between tries while writes are refused
 INCIDENTS_INDEX = _env("CLOGS_INCIDENTS_INDEX", INDEX + "-incidents")
 ANOMALIES_ONLY = _env("CLOGS_ANOMALIES_ONLY", "0") not in ("0", "false", "no")
 TIMEZONE = _env("CLOGS_TIMEZONE", "UTC")   # the zone of line timestamps that state none (IANA name)
@@ -100,6 +101,8 @@ KAFKA_HEAP = _env("CLOGS_KAFKA_HEAP", "512m")
 ES_PORT = _env_int("CLOGS_ES_PORT", 9200)
 ES_TRANSPORT_PORT = _env_int("CLOGS_ES_TRANSPORT_PORT", 9300)
 ES_HEAP = _env("CLOGS_ES_HEAP", "1g")
+ES_SETTINGS = _env("CLOGS_ES_SETTINGS", "")  # extra node settings, "key=value,key=value" (tests: a small
+#                                              http.max_content_length)
 SERVICES_TIMEOUT = _env_int("CLOGS_SERVICES_TIMEOUT", 120)
 
 
@@ -109,6 +112,15 @@ def policy_options():
                 learning_lines=LEARNING_LINES, learning_factor=LEARNING_FACTOR, decay_info=DECAY_INFO,
                 decay_warning=DECAY_WARNING, info_weight=INFO_WEIGHT, max_patterns=MEMORY_PATTERNS,
                 max_tokens=MEMORY_TOKENS, reservoir_lines=RESERVOIR_LINES, window=WINDOW_LINES)
+
+
+def es_node_settings():
+    """CLOGS_ES_SETTINGS as a list of "key=value" strings for the local Elasticsearch."""
+    pairs = [p.strip() for p in ES_SETTINGS.split(",") if p.strip()]
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise ValueError(f"CLOGS_ES_SETTINGS: not key=value: {', '.join(bad)}")
+    return pairs
 
 
 def rate_options():

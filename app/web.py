@@ -24,7 +24,7 @@ from elasticsearch import ApiError, ConnectionError as ESConnectionError, Transp
 from agents import deadletter
 from agents.threshold import policy
 from app import settings
-from agents.elastic import async_client
+from agents.elastic import async_client, write_health
 from app import queries
 from app.faust_app import app, feedback_topic, models
 from model.online import decide
@@ -56,7 +56,13 @@ def local_stats():
 
 @app.page("/health")
 async def health(web, request):
+    """200 with status "ok" (or "starting" while the model loads); 503 with status "red" and the
+    reason while indexing is stopped (agents/elastic.py: credentials, write block, mapping...)."""
     scorer = models.scorer
+    if write_health.blocked:
+        return web.json({"status": "red", "reason": write_health.blocked, "since": write_health.since,
+                         "app_id": settings.APP_ID, "model_version": scorer.model_version if scorer else None,
+                         "deadletter": dict(deadletter.counters)}, status=503)
     return web.json({"status": "ok" if scorer else "starting", "app_id": settings.APP_ID,
                      "model_version": scorer.model_version if scorer else None, "model_swaps": models.swaps,
                      "learning": settings.LEARNING, "url": str(app.conf.canonical_url),

@@ -133,7 +133,7 @@ public class ClogsElasticsearch {
         for (String dir : List.of("config", "data", "logs", "plugins", "modules", "tmp")) {
             Files.createDirectories(home.resolve(dir));
         }
-        Settings settings = Settings.builder()
+        Settings.Builder builder = Settings.builder()
                 .put("path.home", home.toString())
                 .put("path.data", home.resolve("data").toString())
                 .put("path.logs", home.resolve("logs").toString())
@@ -144,8 +144,12 @@ public class ClogsElasticsearch {
                 .put("http.port", httpPort)
                 .put("transport.port", transportPort)
                 .put("action.destructive_requires_name", false)
-                .put("cluster.routing.allocation.disk.threshold_enabled", false)
-                .build();
+                .put("cluster.routing.allocation.disk.threshold_enabled", false);
+        for (int i = 3; i < args.length; i++) {  // extra node settings, key=value (CLOGS_ES_SETTINGS)
+            int eq = args[i].indexOf('=');
+            builder.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+        }
+        Settings settings = builder.build();
         LogConfigurator.registerErrorListener();
         LogConfigurator.setNodeName("clogs-es");
         LogConfigurator.configureESLogging();

@@ -1,0 +1,264 @@
+"""Following log files as ``tail -F`` does, with a position that survives restarts.
+
+``Follower(base_dir, pattern, state)`` watches the files that match ``pattern`` under
+``base_dir``; each ``poll()`` returns the complete lines written since the last one, as
+``Line(source, path, line_no, raw, position)``.  Kafka plays no part here (app/ingest.py sends).
+
+- A file is known by its identity, (device, inode), not by its name: renamed to another name
+  that still matches (``x.log`` -> ``x.log.1`` with a ``*.log*`` pattern) it is simply read on.
+- Rotation (renamed away or deleted, and a new file created under the name): the old file stays
+  open and is read to its end, until it has been quiet for ``rotated_grace`` seconds; then it is
+  closed, its last line sent even without a newline (nobody will finish it).  In each poll the
+  old file is read before the new one, which is read from its start.
+- Truncation (``copytruncate``: the size drops below our offset, or the first bytes we read have
+  changed): read again from 0.
+- New files matching the pattern are picked up at the next poll, read from the start (with
+  ``from_end``, files already there at the first poll and absent from the state start at their end).
+- A partial last line (no newline yet) is not returned until it is completed.
+- A line longer than ``max_line`` bytes is returned cut at ``max_line + 1`` bytes (so that the
+  caller sees it is too long and dead-letters it); the rest of it, up to its newline, is skipped.
+
+Positions: ``Line.position`` is (dev, ino, offset after this line, line_no).  The caller
+``commit()``s a position once the line is safely delivered, and ``save()`` writes the committed
+positions atomically (temporary file, fsync, rename) to the state file: per file its path, device,
+inode, offset, line number and a fingerprint (SHA-256 of its first ``FINGERPRINT_BYTES`` bytes,
+at most up to the offset, and that length).  A new follower resumes a file whose device, inode and
+fingerprint match at the saved offset, so that a restart neither re-sends nor skips lines; an inode
+reused by another file fails the fingerprint check and is read from the start.  Lines written
+while nothing followed are read at restart, unless the file was rotated away under a name that
+does not match the pattern in the meantime (as with Filebeat: let the rotated name match, e.g.
+``*.log*``, to keep those).
+"""
+import glob
+import hashlib
+import json
+import os
+import time
+from collections import namedtuple
+from pathlib import Path
+
+FINGERPRINT_BYTES = 256
+READ_BYTES = 1 << 20          # per file and poll, so that one busy file does not starve the others
+
+Line = namedtuple("Line", "source path line_no raw position")
+Position = namedtuple("Position", "dev ino offset line_no")
+
+
+def source_of(base, path):
+    """A file's source: the ``log-*`` folder that holds it, else its first folder under ``base``,
+    else the name of ``base`` (the rule of ``clogs ingest``)."""
+    parts = Path(path).relative_to(base).parts
+    return next((p for p in parts[:-1] if p.startswith("log-")), parts[0] if len(parts) > 1 else Path(base).name)
+
+
+def matching_files(base, pattern):
+    """(path, stat) of the regular files matching ``pattern`` under ``base``, sorted by path."""
+    out = []
+    for name in sorted(glob.glob(str(Path(base) / pattern), recursive=True)):
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue   # gone between the glob and the stat
+        if os.path.isfile(name):
+            out.append((Path(name), st))
+    return out
+
+
+class _File:
+    def __init__(self, path, source, fd, st, offset=0, line_no=0):
+        self.path, self.source, self.fd = path, source, fd
+        self.dev, self.ino = st.st_dev, st.st_ino
+        self.offset, self.line_no = offset, line_no
+        self.head = os.pread(fd, min(FINGERPRINT_BYTES, offset), 0) if offset else b""
+        self.skipping = False       # inside an overlong line, until its newline
+        self.rotated_at = None      # when it stopped matching the pattern (monotonic)
+        self.last_growth = time.monotonic()
+
+    @property
+    def identity(self):
+        return (self.dev, self.ino)
+
+
+def fingerprint(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class Follower:
+    def __init__(self, base_dir, pattern, state=None, from_end=False, rotated_grace=5.0, max_line=None,
+                 source=None):
+        """``state``: what ``state()`` returned (or ``load_state(path)``); ``source``: a callable
+        path -> source name (default: ``source_of(base_dir, path)``)."""
+        self.base = Path(base_dir)
+        if not self.base.is_dir():
+            raise FileNotFoundError(f"--base-dir {self.base} is not a folder")
+        self.pattern = pattern
+        self.from_end = from_end
+        self.rotated_grace = rotated_grace
+        self.max_line = max_line
+        self.source = source or (lambda path: source_of(self.base, path))
+        self.saved = {(e["dev"], e["ino"]): e for e in (state or {}).get("files", [])}
+        self.files = {}             # identity -> _File, in discovery order
+        self.committed = {}         # identity -> Position
+        self.first_poll = True
+
+    # --- reading -----------------------------------------------------------------------
+    def poll(self):
+        """Every complete line available now, old (rotated) files first; returns a list of Line."""
+        found = {(st.st_dev, st.st_ino): (path, st) for path, st in matching_files(self.base, self.pattern)}
+        now = time.monotonic()
+        for identity, f in self.files.items():
+            if identity in found:
+                f.path, f.rotated_at = found[identity][0], None
+            elif f.rotated_at is None:
+                f.rotated_at = now
+        for identity, (path, st) in found.items():
+            if identity not in self.files:
+                self._open(path, st)
+        self.first_poll = False
+        out = []
+        for f in sorted(self.files.values(), key=lambda f: (f.rotated_at is None, str(f.path))):
+            out.extend(self._read(f))
+        for f in [f for f in self.files.values() if f.rotated_at is not None]:
+            quiet = now - max(f.last_growth, f.rotated_at)
+            if quiet >= self.rotated_grace:
+                out.extend(self._read(f, final=True))
+                self._close(f)
+        return out
+
+    def follow(self, until=None, interval=0.25, stop=None):
+        """Yields lines as they come, until ``until`` (a monotonic time) or ``stop()`` is true."""
+        while not (stop and stop()) and (until is None or time.monotonic() < until):
+            lines = self.poll()
+            yield from lines
+            if not lines:
+                time.sleep(interval)
+
+    def _open(self, path, st):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) in self.files:   # the name changed between the glob and the open
+            os.close(fd)
+            return
+        offset = line_no = 0
+        saved = self.saved.pop((st.st_dev, st.st_ino), None)
+        if saved is not None and saved["offset"] <= st.st_size:
+            length = saved.get("fingerprint_bytes", 0)
+            if fingerprint(os.pread(fd, length, 0)) == saved.get("fingerprint"):
+                offset, line_no = saved["offset"], saved.get("line_no", 0)
+        elif saved is None and self.from_end and self.first_poll:
+            offset = st.st_size
+        f = _File(path, self.source(path), fd, st, offset, line_no)
+        self.files[f.identity] = f
+        if saved is not None or offset:
+            self.committed[f.identity] = Position(f.dev, f.ino, offset, line_no)
+
+    def _close(self, f):
+        os.close(f.fd)
+        del self.files[f.identity]
+        self.committed.pop(f.identity, None)
+
+    def close(self):
+        for f in list(self.files.values()):
+            os.close(f.fd)
+        self.files.clear()
+
+    def _truncated(self, f, size):
+        if size < f.offset:
+            return True
+        return bool(f.head) and os.pread(f.fd, len(f.head), 0) != f.head
+
+    def _read(self, f, final=False):
+        size = os.fstat(f.fd).st_size
+        if self._truncated(f, size):
+            f.offset = f.line_no = 0
+            f.head, f.skipping = b"", False
+        if size <= f.offset:
+            return []
+        f.last_growth = time.monotonic()
+        data = os.pread(f.fd, min(READ_BYTES, size - f.offset), f.offset)
+        out, start = [], 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            self._emit(f, out, data[start:end + 1], f.offset + end + 1)
+            start = end + 1
+        rest = data[start:]
+        if rest and self.max_line and len(rest) > self.max_line:
+            self._emit(f, out, rest, f.offset + len(data), overlong=True)
+        elif rest and final and f.offset + len(data) >= size:
+            self._emit(f, out, rest, f.offset + len(data))
+        return out
+
+    def _emit(self, f, out, raw, end, overlong=False):
+        """One line (or the first part of an overlong one) ending at file offset ``end``."""
+        if len(f.head) < FINGERPRINT_BYTES and f.offset < FINGERPRINT_BYTES:
+            f.head = os.pread(f.fd, min(FINGERPRINT_BYTES, end), 0)
+        was_skipping = f.skipping
+        f.offset = end
+        f.skipping = overlong
+        if was_skipping:           # the tail of an overlong line already sent
+            return
+        if self.max_line and len(raw) > self.max_line + 1:
+            raw = raw[:self.max_line + 1]
+        f.line_no += 1
+        out.append(Line(f.source, f.path, f.line_no, raw, Position(f.dev, f.ino, end, f.line_no)))
+
+    # --- positions ------------------------------------------------------------------------
+    def commit(self, position):
+        """Everything up to ``position`` is delivered."""
+        identity = (position.dev, position.ino)
+        if identity in self.files:
+            old = self.committed.get(identity)
+            if old is None or position.offset >= old.offset or position.line_no < old.line_no:
+                self.committed[identity] = position
+
+    def state(self):
+        """The committed positions, as saved by ``save()``."""
+        files = []
+        for identity, pos in self.committed.items():
+            f = self.files.get(identity)
+            if f is None:
+                continue
+            head = os.pread(f.fd, min(FINGERPRINT_BYTES, pos.offset), 0)
+            files.append({"path": str(f.path), "source": f.source, "dev": pos.dev, "ino": pos.ino,
+                          "offset": pos.offset, "line_no": pos.line_no, "fingerprint": fingerprint(head),
+                          "fingerprint_bytes": len(head)})
+        # files not seen yet in this run (a restart before their name matched again) keep their entry
+        files.extend(e for e in self.saved.values())
+        return {"version": 1, "base_dir": str(self.base), "pattern": self.pattern, "files": files}
+
+    def save(self, path):
+        save_state(path, self.state())
+
+
+def load_state(path):
+    """The saved state, or None when there is none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def save_state(path, state):
+    """Atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass

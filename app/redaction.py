@@ -1,0 +1,296 @@
+"""Redaction: removes secrets and personal data from a line before it leaves clogs.
+
+This module owns what clogs writes *out*: the text of a line as it is indexed in
+Elasticsearch, sent to the anomalies topic or dead-lettered.  The model never sees the
+redacted text -- it keeps scoring the normalised line (model/normalise.py) -- so turning
+redaction on or off changes no score.
+
+The rules are an ordered list of ``(name, pattern, replacement, category)``:
+
+* ``pattern`` is a regular expression (flags inline, e.g. ``(?i)``);
+* ``replacement`` is an ``re.sub`` template (``\\g<key>[REDACTED]`` keeps a named group)
+  or, for default rules only, a function of the match that returns the replacement text --
+  returning the match unchanged means "not a hit" (card numbers: only when the Luhn check
+  and the issuer prefix pass, so block ids, epoch milliseconds and other long numbers stay);
+* ``category`` is ``"secret"`` (passwords, tokens, keys, credentials) or ``"personal"``
+  (e-mail addresses, card numbers).
+
+Which categories apply is ``settings.REDACT`` (``CLOGS_REDACT``): ``off`` (nothing),
+``secrets`` (the default: the ``secret`` rules) or ``all`` (``secret`` and ``personal``).
+
+Extra rules come from the JSON file ``settings.REDACT_RULES`` (``CLOGS_REDACT_RULES``),
+either a list of rules or an object ``{"replace_defaults": true, "rules": [...]}``; a rule is
+``{"name": ..., "pattern": <regex>, "replacement": "[REDACTED]", "category": "secret"}``
+(``replacement`` and ``category`` optional, with those defaults).  As with the normaliser's
+rules file, a rule with the name of an existing rule replaces it in place -- with
+``"pattern": null`` it removes it -- and a new name is added after the ``secret`` rules.
+``"replace_defaults": true`` starts from no rules instead of ``DEFAULT_RULES``.
+
+Most log lines hold no secret, so each default rule has a cheap necessary condition in
+``_PRECHECK`` (a substring test); a rule whose condition fails is not run, and a line that
+fails them all costs a few microseconds.  ``redact(text)`` returns the new text and the hits
+per rule name (for counters); ``redact_document(doc, redactor)`` redacts the text fields of
+a line, incident or dead-letter document in place.
+"""
+import json
+import re
+from pathlib import Path
+
+REDACTED = "[REDACTED]"
+MODES = {"off": (), "secrets": ("secret",), "all": ("secret", "personal")}
+_MODE_ALIASES = {"0": "off", "false": "off", "no": "off", "none": "off",
+                 "1": "secrets", "true": "secrets", "yes": "secrets", "secret": "secrets"}
+CATEGORIES = ("secret", "personal")
+
+# Key names whose value is a secret: password=..., "api_key": "...", X-Auth-Token: ...
+# A key may carry a prefix (db_password, client_secret, X-Api-Key, aws_secret_access_key) or a
+# camelCase one (userPassword), but not a glued lowercase one (``wtoken`` stays).
+_KEYWORDS = (r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|"
+             r"secret[_-]?key|private[_-]?key|auth)")
+_KEY_PREFIX = r"(?:[a-z0-9]+[_.-])*(?:[a-z0-9]*(?-i:[a-z0-9])(?=(?-i:[A-Z])))?"
+_NOT_DONE = r"(?!\[REDACTED\])"
+_TOKEN_CHARS = r"[A-Za-z0-9._~+/-]"
+
+
+def luhn_ok(digits):
+    """True when the digit string passes the Luhn checksum."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _issuer_ok(digits):
+    """True when the prefix and length are those of a major card network."""
+    n = len(digits)
+    p2, p4 = int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":                                   # Visa
+        return n in (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:               # Mastercard
+        return n == 16
+    if p2 in (34, 37):                                     # American Express
+        return n == 15
+    if p2 in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:  # Diners Club
+        return 14 <= n <= 19
+    if digits.startswith("6011") or p2 in (62, 65) or 644 <= int(digits[:3]) <= 649:  # Discover, UnionPay
+        return 16 <= n <= 19
+    if 3528 <= p4 <= 3589:                                 # JCB
+        return 16 <= n <= 19
+    return False
+
+
+def card_number(match):
+    """Replacement function of the ``card_number`` rule: redacts only a plausible card number."""
+    text = match.group(0)
+    digits = text.replace(" ", "").replace("-", "")
+    if 13 <= len(digits) <= 19 and _issuer_ok(digits) and luhn_ok(digits):
+        return REDACTED
+    return text
+
+
+# (name, pattern, replacement, category) -- applied in this order; specific shapes come before
+# the generic key=value rule so that the hit is counted under the most telling name.
+DEFAULT_RULES = [
+    ("private_key",
+     r"(?s)(?P<begin>-----BEGIN (?P<kind>[A-Z0-9]+ )*PRIVATE KEY-----).*?"
+     r"(?:(?P<end>-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)|\Z)",
+     r"\g<begin>" + REDACTED + r"\g<end>", "secret"),
+    ("url_credentials",
+     r"(?i)(?P<pre>\b[a-z][a-z0-9+.-]*://[^\s:/@\"'<>]*:)" + _NOT_DONE + r"[^\s/?#\"'<>]+(?=@)",
+     r"\g<pre>" + REDACTED, "secret"),
+    ("authorization_header",
+     r"(?i)(?P<key>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
+     r"(?P<scheme>(?:bearer|basic|digest|token|negotiate|ntlm|apikey|aws4-hmac-sha256)\s+)?"
+     + _NOT_DONE + r"[^\s\"',;]+",
+     r"\g<key>\g<scheme>" + REDACTED, "secret"),
+    ("bearer_token",
+     r"(?i)(?P<key>\bbearer\s+)" + _NOT_DONE +
+     r"(?:(?=[A-Za-z._~+/-]*[0-9])" + _TOKEN_CHARS + r"{6,}|" + _TOKEN_CHARS + r"{20,})=*",
+     r"\g<key>" + REDACTED, "secret"),
+    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", REDACTED, "secret"),
+    ("aws_secret_access_key",
+     r"(?i)(?P<key>aws[_-]?secret[_-]?access[_-]?key[\"']?\s*[:=]\s*[\"']?)" + _NOT_DONE +
+     r"[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
+     r"\g<key>" + REDACTED, "secret"),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b", REDACTED, "secret"),
+    ("slack_token", r"\bxox[abeoprs]-[A-Za-z0-9-]{10,}", REDACTED, "secret"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*", REDACTED, "secret"),
+    ("key_value_secret",
+     r"(?i)(?P<key>(?<![\w./-])" + _KEY_PREFIX + _KEYWORDS + r"(?:[\"']\s*[:=]\s*|\s*=\s*|\s*:\s+))"
+     r"(?P<q>[\"']?)" + _NOT_DONE +
+     r"(?:(?<=\")(?:[^\"\\]|\\.)*(?=\")|(?<=')[^']*(?=')|(?<![\"'])[^\s\"',;&(){}\[\]]++(?!\s*[({]))(?P=q)",
+     r"\g<key>\g<q>" + REDACTED + r"\g<q>", "secret"),
+    ("email", r"(?i)(?<![a-z0-9._%+-])[a-z0-9._%+-]+(?:@|%40)(?:[a-z0-9-]+\.)+[a-z]{2,}\b", REDACTED, "personal"),
+    ("card_number",
+     r"(?<![\w.-])(?:\d{13,19}|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?"
+     r"|\d{4}(?P<sep2>[ -])\d{6}(?P=sep2)\d{4,5})(?![\w]|[.-]\d)",
+     card_number, "personal"),
+]
+
+_GITHUB_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")
+_KV_HINTS = ("pass", "pwd", "secret", "token", "key", "auth")
+
+# Cheap necessary conditions, given the line and its lower-case form: a default rule whose
+# condition fails cannot match, so its regex is skipped.  tests/test_redaction.py checks that
+# the result is the same with and without them.
+_PRECHECK = {
+    "private_key": lambda text, lower: "PRIVATE KEY" in text,
+    "url_credentials": lambda text, lower: "@" in text and "://" in text,
+    "authorization_header": lambda text, lower: "authorization" in lower,
+    "bearer_token": lambda text, lower: "bearer" in lower,
+    "aws_access_key_id": lambda text, lower: "AKIA" in text or "ASIA" in text,
+    "aws_secret_access_key": lambda text, lower: "aws" in lower and "secret" in lower,
+    "github_token": lambda text, lower: "_" in text and any(p in text for p in _GITHUB_PREFIXES),
+    "slack_token": lambda text, lower: "xox" in text,
+    "jwt": lambda text, lower: "eyJ" in text,
+    "key_value_secret": lambda text, lower: ("=" in text or ":" in text) and any(k in lower for k in _KV_HINTS),
+    "email": lambda text, lower: "@" in text or "%40" in text,
+}
+
+
+def _mode(mode):
+    value = str(mode if mode is not None else "secrets").strip().lower()
+    value = _MODE_ALIASES.get(value, value)
+    if value not in MODES:
+        raise ValueError(f"redaction mode {mode!r}: expected one of {', '.join(MODES)}")
+    return value
+
+
+def _counting(function):
+    """A replacement function that counts the matches it actually changed."""
+    def replace(match):
+        out = function(match)
+        if out != match.group(0):
+            replace.hits += 1
+        return out
+    replace.hits = 0
+    return replace
+
+
+class Redactor:
+    """Applies the rules of the chosen categories to text; ``mode`` is off, secrets or all."""
+
+    def __init__(self, rules=None, mode="secrets", prechecks=True):
+        self.mode = _mode(mode)
+        self.rules = [tuple(r) for r in (rules if rules is not None else DEFAULT_RULES)]
+        defaults = {r[0]: r[1] for r in DEFAULT_RULES}
+        wanted = MODES[self.mode]
+        self._compiled = []
+        for name, pattern, replacement, category in self.rules:
+            if category not in CATEGORIES:
+                raise ValueError(f"redaction rule {name!r}: category {category!r} is not one of {CATEGORIES}")
+            if category not in wanted:
+                continue
+            check = _PRECHECK.get(name) if prechecks and defaults.get(name) == pattern else None
+            self._compiled.append((name, re.compile(pattern), replacement, check))
+
+    @property
+    def enabled(self):
+        return bool(self._compiled)
+
+    @classmethod
+    def from_settings(cls, settings=None):
+        """The redactor that ``CLOGS_REDACT`` and ``CLOGS_REDACT_RULES`` describe."""
+        if settings is None:
+            from app import settings
+        mode = getattr(settings, "REDACT", "secrets")
+        path = getattr(settings, "REDACT_RULES", None)
+        return cls.from_file(path, mode) if path else cls(mode=mode)
+
+    @classmethod
+    def from_file(cls, path, mode="secrets", base=None):
+        """Default rules (or ``base``) with the rules of a JSON file added, replaced or removed."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"redaction rules file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"redaction rules file {path} is not valid JSON: {exc}") from None
+        rules = list(base if base is not None else DEFAULT_RULES)
+        if isinstance(data, dict):
+            if data.get("replace_defaults"):
+                rules = []
+            data = data.get("rules", [])
+        if not isinstance(data, list):
+            raise ValueError(f"redaction rules file {path}: expected a list of rules or "
+                             '{"replace_defaults": ..., "rules": [...]}')
+        for item in data:
+            try:
+                name, pattern = item["name"], item.get("pattern")
+                if pattern is not None:
+                    re.compile(pattern)
+                    rule = (name, pattern, item.get("replacement", REDACTED), item.get("category", "secret"))
+                    if rule[3] not in CATEGORIES or not isinstance(rule[2], str):
+                        raise ValueError(f"category must be one of {CATEGORIES}, replacement a string")
+            except (KeyError, TypeError, AttributeError, ValueError, re.error) as exc:
+                raise ValueError(f"bad rule {item!r} in {path}: {exc}; expected "
+                                 '{"name": ..., "pattern": <regex>, "replacement": "[REDACTED]", '
+                                 '"category": "secret" | "personal"}') from None
+            names = [r[0] for r in rules]
+            if name in names:
+                if pattern is None:
+                    del rules[names.index(name)]
+                else:
+                    rules[names.index(name)] = rule
+            elif pattern is not None:
+                last_secret = max((i for i, r in enumerate(rules) if r[3] == "secret"), default=-1)
+                rules.insert(last_secret + 1, rule)
+        return cls(rules, mode)
+
+    def redact(self, text):
+        """``(redacted text, {rule name: hits})``; the text itself when nothing matched."""
+        if not self._compiled or not text or not isinstance(text, str):
+            return text, {}
+        hits = {}
+        lower = text.lower()
+        for name, regex, replacement, check in self._compiled:
+            if check is not None and not check(text, lower):
+                continue
+            if callable(replacement):
+                counting = _counting(replacement)
+                text = regex.sub(counting, text)
+                n = counting.hits
+            else:
+                text, n = regex.subn(replacement, text)
+            if n:
+                hits[name] = hits.get(name, 0) + n
+                lower = text.lower()
+        return text, hits
+
+    def to_json(self):
+        return [{"name": n, "pattern": p, "replacement": r if isinstance(r, str) else f"<function {r.__name__}>",
+                 "category": c} for n, p, r, c in self.rules]
+
+
+def redact_document(doc, redactor, counts=None):
+    """Redacts in place the text of a line document (``message``, ``line``), an incident
+    document (``examples[*].message``) or a dead-letter document (``value_preview``).
+    Returns the total number of hits; ``counts``, a dict, gets the hits per rule added."""
+    if redactor is None or not redactor.enabled or not isinstance(doc, dict):
+        return 0
+    total = 0
+
+    def apply(holder, key):
+        nonlocal total
+        value = holder.get(key)
+        if isinstance(value, str) and value:
+            new, hits = redactor.redact(value)
+            if hits:
+                holder[key] = new
+                for name, n in hits.items():
+                    total += n
+                    if counts is not None:
+                        counts[name] = counts.get(name, 0) + n
+
+    for key in ("message", "line", "value_preview"):
+        apply(doc, key)
+    for example in doc.get("examples") or ():
+        if isinstance(example, dict):
+            apply(example, "message")
+    return total

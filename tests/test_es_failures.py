@@ -1,0 +1,104 @@
+"""Elasticsearch failures on the real Elasticsearch: what is retried, what stops the sink and says
+why (a write block gives a real 403), and that nothing is lost or indexed twice either way."""
+import json
+import signal
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.streaming_helpers import Worker, es_client, es_count, es_docs, run_cli, wait_for, write_logs
+from app.traffic import service_lines
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def health(worker):
+    """(HTTP status, body) of the worker's /health."""
+    try:
+        with urllib.request.urlopen(worker.url + "/health", timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_a_write_block_stops_the_sink_loudly_and_nothing_is_lost_once_lifted(services, names, tmp_path):
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, tmp_path / "state", env={"CLOGS_ES_BLOCKED_PROBE": "2"}).start()
+    es = es_client()
+    try:
+        first = write_logs(tmp_path / "round1", {"payments": service_lines("payments", 300, seed=1)})
+        run_cli("ingest", "--base-dir", str(tmp_path / "round1"), "--topic", names["topic"])
+        wait_for(lambda: es_count(names["index"]) >= first, timeout=120, what="the first round indexed")
+        es.indices.put_settings(index=names["index"], settings={"index.blocks.write": True})
+        second = write_logs(tmp_path / "round2", {"payments": service_lines("payments", 200, seed=2)})
+        run_cli("ingest", "--base-dir", str(tmp_path / "round2"), "--topic", names["topic"])
+        status, body = wait_for(lambda: (h := health(worker))[0] == 503 and h, timeout=60, what="/health red")
+        assert body["status"] == "red" and body["reason"].startswith("403") and "index.blocks.write" in body["reason"]
+        assert es_count(names["index"]) == first   # nothing written, nothing skipped
+        wait_for(lambda: worker.log_tail(400).count("INDEXING STOPPED") >= 1, timeout=10, what="the log line")
+        import time
+        time.sleep(6)   # several probes later: still one line, no traceback per attempt
+        log = worker.log_tail(2000)
+        assert log.count("INDEXING STOPPED") == 1 and "Traceback" not in log
+        es.indices.put_settings(index=names["index"], settings={"index.blocks.write": False})
+        wait_for(lambda: es_count(names["index"]) >= first + second, timeout=60, what="everything indexed")
+        assert wait_for(lambda: health(worker)[0] == 200, timeout=20, what="/health ok again")
+        docs = es_docs(names["index"])
+        assert len(docs) == first + second == es_count(names["index"])
+        assert worker.stats("/deadletter/").get("index_rejected", 0) == 0
+        assert "indexing resumed" in worker.log_tail(2000)
+    finally:
+        es.indices.put_settings(index=names["index"], settings={"index.blocks.write": False})
+        worker.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def small_es(tmp_path, services):
+    """A private Elasticsearch whose http.max_content_length is 8 kB (a real 413 for larger requests)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.streaming_helpers import ROOT, free_port
+
+    home = tmp_path / "svc"
+    home.mkdir()
+    (home / "lib").symlink_to(ROOT / ".services" / "lib")
+    port = free_port()
+    env = {**os.environ, "CLOGS_SERVICES_DIR": str(home), "CLOGS_ES_HEAP": "512m", "CLOGS_ES_PORT": str(port),
+           "CLOGS_ES_TRANSPORT_PORT": str(free_port()), "CLOGS_ES_SETTINGS": "http.max_content_length=8kb"}
+    services_cmd = [sys.executable, str(ROOT / "scripts" / "services")]
+    up = subprocess.run(services_cmd + ["up", "--only", "elasticsearch"], env=env, capture_output=True, text=True)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(services_cmd + ["down", "--purge"], env=env, capture_output=True, text=True)
+
+
+def test_too_large_requests_are_split_and_a_too_large_document_stops_the_sink(services, names, tmp_path, small_es):
+    from elasticsearch import Elasticsearch
+
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, tmp_path / "state", extra=("--es-url", small_es),
+                    env={"CLOGS_ES_BLOCKED_PROBE": "2"}).start()
+    es = Elasticsearch(small_es)
+    try:
+        lines = service_lines("payments", 300, seed=3)   # bulks of ~1 kB documents: far over 8 kB
+        first = write_logs(tmp_path / "round1", {"payments": lines})
+        run_cli("ingest", "--base-dir", str(tmp_path / "round1"), "--topic", names["topic"])
+        wait_for(lambda: es.indices.refresh(index=names["index"]) and
+                 es.count(index=names["index"])["count"] >= first, timeout=120, what="all indexed in halves")
+        assert es.count(index=names["index"])["count"] == first and health(worker)[0] == 200
+        huge = "payments-api ERROR " + "x" * 12_000   # one document over 8 kB: no split can help
+        write_logs(tmp_path / "round2", {"payments": [huge]})
+        run_cli("ingest", "--base-dir", str(tmp_path / "round2"), "--topic", names["topic"])
+        status, body = wait_for(lambda: (h := health(worker))[0] == 503 and h, timeout=60, what="/health red")
+        assert body["reason"].startswith("413") and "http.max_content_length" in body["reason"]
+        assert "CLOGS_MAX_LINE_BYTES" in body["reason"]
+        es.indices.refresh(index=names["index"])
+        assert es.count(index=names["index"])["count"] == first   # nothing skipped
+        assert worker.log_tail(2000).count("INDEXING STOPPED") == 1
+    finally:
+        worker.stop(signal.SIGKILL)
