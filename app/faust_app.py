@@ -16,6 +16,7 @@ import faust
 from app import faust_fixes as _faust_fixes  # noqa: F401  (before any consumer exists: issue 9)
 from app import settings
 from app.trainer import trainer_topics
+from app.webauth import application_options, warn_if_open
 from tables.records import ScoredBatch
 
 Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -32,6 +33,7 @@ app = faust.App(
     web_host=settings.WEB_HOST,
     web_port=settings.WEB_PORT,
     web_in_thread=False,
+    web_application_options=application_options(),
     consumer_auto_offset_reset="earliest",
     broker_commit_interval=1.0,
     broker_session_timeout=settings.SESSION_TIMEOUT,
@@ -75,6 +77,11 @@ models_topic = app.topic(models_name, internal=True, key_serializer="raw", value
 from agents.models import ModelService  # noqa: E402
 
 models = app.service(ModelService(models_topic, reservoir_topic))
+
+
+@app.task
+async def check_web_exposure():
+    warn_if_open()
 
 # Faust's own wiring: importing these modules registers the tables, agents and pages.
 from tables import stats as _stats  # noqa: E402,F401

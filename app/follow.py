@@ -29,10 +29,10 @@ while nothing followed are read at restart, unless the file was rotated away und
 does not match the pattern in the meantime (as with Filebeat: let the rotated name match, e.g.
 ``*.log*``, to keep those).
 """
-import glob
 import hashlib
 import json
 import os
+import stat
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -54,13 +54,13 @@ def source_of(base, path):
 def matching_files(base, pattern):
     """(path, stat) of the regular files matching ``pattern`` under ``base``, sorted by path."""
     out = []
-    for name in sorted(glob.glob(str(Path(base) / pattern), recursive=True)):
+    for path in sorted(Path(base).glob(pattern)):
         try:
-            st = os.stat(name)
+            st = os.stat(path)
         except OSError:
             continue   # gone between the glob and the stat
-        if os.path.isfile(name):
-            out.append((Path(name), st))
+        if stat.S_ISREG(st.st_mode):
+            out.append((path, st))
     return out
 
 
@@ -178,7 +178,8 @@ class Follower:
         if size <= f.offset:
             return []
         f.last_growth = time.monotonic()
-        data = os.pread(f.fd, min(READ_BYTES, size - f.offset), f.offset)
+        limit = self.max_line or READ_BYTES - 2
+        data = os.pread(f.fd, min(max(READ_BYTES, limit + 2), size - f.offset), f.offset)
         out, start = [], 0
         while True:
             end = data.find(b"\n", start)
@@ -187,7 +188,7 @@ class Follower:
             self._emit(f, out, data[start:end + 1], f.offset + end + 1)
             start = end + 1
         rest = data[start:]
-        if rest and self.max_line and len(rest) > self.max_line:
+        if len(rest) > limit:
             self._emit(f, out, rest, f.offset + len(data), overlong=True)
         elif rest and final and f.offset + len(data) >= size:
             self._emit(f, out, rest, f.offset + len(data))
@@ -202,8 +203,9 @@ class Follower:
         f.skipping = overlong
         if was_skipping:           # the tail of an overlong line already sent
             return
-        if self.max_line and len(raw) > self.max_line + 1:
-            raw = raw[:self.max_line + 1]
+        limit = self.max_line or READ_BYTES - 2
+        if len(raw) > limit + 1:
+            raw = raw[:limit + 1]
         f.line_no += 1
         out.append(Line(f.source, f.path, f.line_no, raw, Position(f.dev, f.ino, end, f.line_no)))
 
@@ -211,10 +213,8 @@ class Follower:
     def commit(self, position):
         """Everything up to ``position`` is delivered."""
         identity = (position.dev, position.ino)
-        if identity in self.files:
-            old = self.committed.get(identity)
-            if old is None or position.offset >= old.offset or position.line_no < old.line_no:
-                self.committed[identity] = position
+        if identity in self.files:      # a rotated file already closed has nothing left to resume
+            self.committed[identity] = position
 
     def state(self):
         """The committed positions, as saved by ``save()``."""
@@ -227,8 +227,8 @@ class Follower:
             files.append({"path": str(f.path), "source": f.source, "dev": pos.dev, "ino": pos.ino,
                           "offset": pos.offset, "line_no": pos.line_no, "fingerprint": fingerprint(head),
                           "fingerprint_bytes": len(head)})
-        # files not seen yet in this run (a restart before their name matched again) keep their entry
-        files.extend(e for e in self.saved.values())
+        if self.first_poll:    # nothing looked at yet: keep what was saved
+            files = list(self.saved.values())
         return {"version": 1, "base_dir": str(self.base), "pattern": self.pattern, "files": files}
 
     def save(self, path):

@@ -1,13 +1,22 @@
-"""Ingest: files under a base folder -> one Kafka record per line, keyed by source.
+"""Ingest: log lines -> one Kafka record per line, keyed by source.
 
-Source = the name of the ``log-*`` folder that holds the file.  Files are read line by
-line (never whole), decoded as UTF-8 with replacement.  Empty lines and lines over
-CLOGS_MAX_LINE_BYTES go straight to the dead-letter topic with their reason, so nothing is
-lost silently; everything else goes to the log topic.
+Three inputs share one sending path (``LineSender``: record building, dead-lettering, batching):
+
+- ``ingest()``: every line of the files under a base folder, once.  Source = the name of the
+  ``log-*`` folder that holds the file.  Files are read line by line (never whole).
+- ``ingest_stream()``: the lines of a stream (``clogs ingest -``: stdin), under one source.
+- ``ingest_follow()``: the files under a base folder followed as ``tail -F`` does (app/follow.py),
+  their positions saved in a state file once the broker has acknowledged the lines, until
+  stopped (SIGINT/SIGTERM) or for a given time.
+
+Lines are decoded as UTF-8 with replacement.  Empty lines and lines over CLOGS_MAX_LINE_BYTES go
+straight to the dead-letter topic with their reason, so nothing is lost silently; everything else
+goes to the log topic.
 """
 import asyncio
 import json
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +26,7 @@ from tqdm import tqdm
 
 from agents.parsing import dead_letter
 from app import settings
+from app.follow import Follower, load_state, matching_files, source_of
 from app.kafka_admin import FIX, BrokerUnreachable
 
 
@@ -24,27 +34,19 @@ def find_files(base_dir, pattern):
     base = Path(base_dir)
     if not base.is_dir():
         raise FileNotFoundError(f"--base-dir {base} is not a folder")
-    files = sorted(p for p in base.glob(pattern) if p.is_file())
-    out = []
-    for path in files:
-        parts = path.relative_to(base).parts
-        source = next((p for p in parts[:-1] if p.startswith("log-")), parts[0] if len(parts) > 1 else base.name)
-        out.append((source, path))
-    return out
+    return [(source_of(base, path), path) for path, _ in matching_files(base, pattern)]
 
 
 def dead_letter_doc(reason, detail, source, file, line_no, raw):
     return dead_letter(reason, detail, key=source, value=raw, size=len(raw)) | {"file": file, "line_no": line_no}
 
 
-async def ingest(base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, topic=None, broker=None,
-                 progress=True):
-    """Send every line; returns a summary dict (lines, bytes, seconds, rate, dead_lettered, per source)."""
-    topic = topic or settings.TOPIC
-    deadletter_topic = f"{topic}-deadletter"
-    files = find_files(base_dir, pattern)
-    if not files:
-        raise FileNotFoundError(f"no file matches {pattern!r} under {base_dir}")
+def default_state_file():
+    return str(Path(settings.DATA_DIR) / "ingest-state.json")
+
+
+async def start_producer(broker=None):
+    """A started producer, or BrokerUnreachable naming the fix (fail fast: 15 s)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), linger_ms=5,
                                 max_batch_size=1 << 20, max_request_size=4_000_000, acks="all",
                                 request_timeout_ms=30000)
@@ -54,9 +56,74 @@ async def ingest(base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, topi
         await producer.stop()
         raise BrokerUnreachable(f"cannot reach Kafka at {settings.kafka_bootstrap(broker)} "
                                 f"({type(exc).__name__}); {FIX}") from None
-    host = socket.gethostname()
-    summary = {"lines": 0, "bytes": 0, "dead_lettered": {}, "sources": {}, "files": len(files)}
-    pending = []
+    return producer
+
+
+class LineSender:
+    """Turns raw lines into log-topic records (or dead letters) and keeps the summary.
+
+    ``send()`` waits for the broker once ``batch`` records are in flight; ``drain()`` waits for
+    all of them: after it returns, every line sent so far is acknowledged."""
+
+    def __init__(self, producer, topic=None, batch=1000, delay=0.0):
+        self.producer = producer
+        self.topic = topic or settings.TOPIC
+        self.deadletter_topic = f"{self.topic}-deadletter"
+        self.batch, self.delay = batch, delay
+        self.host = socket.gethostname()
+        self.pending = []
+        self.summary = {"lines": 0, "bytes": 0, "dead_lettered": {}, "sources": {}, "files": 0}
+
+    async def send(self, source, file, line_no, raw):
+        """One line as read (its line end, if any, is dropped)."""
+        summary = self.summary
+        summary["bytes"] += len(raw)
+        raw = raw.rstrip(b"\r\n")
+        if len(raw) > settings.MAX_LINE_BYTES or not raw.strip():
+            reason = "too_large" if raw.strip() else "empty_line"
+            detail = f"{len(raw)} bytes > {settings.MAX_LINE_BYTES}" if raw.strip() else "empty line"
+            doc = dead_letter_doc(reason, detail, source, file, line_no, raw)
+            self.pending.append(await self.producer.send(self.deadletter_topic, json.dumps(doc).encode(),
+                                                         key=source.encode()))
+            summary["dead_lettered"][reason] = summary["dead_lettered"].get(reason, 0) + 1
+        else:
+            record = {"source": source, "file": file, "line_no": line_no,
+                      "line": raw.decode("utf-8", errors="replace"),
+                      "ingested_at": datetime.now(timezone.utc).isoformat(), "host": self.host}
+            self.pending.append(await self.producer.send(self.topic, json.dumps(record).encode(),
+                                                         key=source.encode()))
+            summary["lines"] += 1
+            summary["sources"][source] = summary["sources"].get(source, 0) + 1
+        if len(self.pending) >= self.batch:
+            await self.drain()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+
+    async def drain(self):
+        if self.pending:
+            await asyncio.gather(*self.pending)
+            self.pending.clear()
+
+    async def finish(self):
+        await self.drain()
+        await self.producer.flush()
+
+
+def _finished(summary, started):
+    summary["seconds"] = time.monotonic() - started
+    summary["rate"] = summary["lines"] / max(summary["seconds"], 1e-9)
+    return summary
+
+
+async def ingest(base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, topic=None, broker=None,
+                 progress=True):
+    """Send every line; returns a summary dict (lines, bytes, seconds, rate, dead_lettered, per source)."""
+    files = find_files(base_dir, pattern)
+    if not files:
+        raise FileNotFoundError(f"no file matches {pattern!r} under {base_dir}")
+    producer = await start_producer(broker)
+    sender = LineSender(producer, topic, batch, delay)
+    sender.summary["files"] = len(files)
     started = time.monotonic()
     total_bytes = sum(p.stat().st_size for _, p in files)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not progress)
@@ -66,33 +133,101 @@ async def ingest(base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, topi
             with open(path, "rb") as handle:
                 for line_no, raw in enumerate(handle, 1):
                     bar.update(len(raw))
-                    summary["bytes"] += len(raw)
-                    raw = raw.rstrip(b"\r\n")
-                    if len(raw) > settings.MAX_LINE_BYTES or not raw.strip():
-                        reason = "too_large" if raw.strip() else "empty_line"
-                        detail = f"{len(raw)} bytes > {settings.MAX_LINE_BYTES}" if raw.strip() else "empty line"
-                        doc = dead_letter_doc(reason, detail, source, rel, line_no, raw)
-                        pending.append(await producer.send(deadletter_topic, json.dumps(doc).encode(),
-                                                           key=source.encode()))
-                        summary["dead_lettered"][reason] = summary["dead_lettered"].get(reason, 0) + 1
-                        continue
-                    record = {"source": source, "file": rel, "line_no": line_no,
-                              "line": raw.decode("utf-8", errors="replace"),
-                              "ingested_at": datetime.now(timezone.utc).isoformat(), "host": host}
-                    pending.append(await producer.send(topic, json.dumps(record).encode(), key=source.encode()))
-                    summary["lines"] += 1
-                    summary["sources"][source] = summary["sources"].get(source, 0) + 1
-                    if len(pending) >= batch:
-                        await asyncio.gather(*pending)
-                        pending.clear()
-                    if delay:
-                        await asyncio.sleep(delay)
-        if pending:
-            await asyncio.gather(*pending)
-        await producer.flush()
+                    await sender.send(source, rel, line_no, raw)
+        await sender.finish()
     finally:
         bar.close()
         await producer.stop()
-    summary["seconds"] = time.monotonic() - started
-    summary["rate"] = summary["lines"] / max(summary["seconds"], 1e-9)
-    return summary
+    return _finished(sender.summary, started)
+
+
+async def ingest_stream(stream, source="stdin", delay=0.0, batch=1000, topic=None, broker=None, file="-",
+                        stop=None):
+    """Send every line of a binary stream (``sys.stdin.buffer``) under ``source`` until its end
+    (or ``stop``, an asyncio.Event, is set); a last line without a newline is sent too.
+
+    The stream is read in a daemon thread (a blocked read never holds up the exit), at most
+    ``batch`` lines ahead of the sending."""
+    producer = await start_producer(broker)
+    sender = LineSender(producer, topic, batch, delay)
+    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue(maxsize=max(1, batch))
+
+    def reader():
+        try:
+            for raw in iter(stream.readline, b""):
+                asyncio.run_coroutine_threadsafe(queue.put(raw), loop).result()
+        except Exception:  # the loop is gone (stopped), or the stream broke: end of input either way
+            pass
+        finally:
+            try:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)   # the end, once there is room
+            except RuntimeError:
+                pass
+
+    threading.Thread(target=reader, name="clogs-ingest-stdin", daemon=True).start()
+    try:
+        line_no = 0
+        while True:
+            get = asyncio.ensure_future(queue.get())
+            waits = {get} if stop is None else {get, asyncio.ensure_future(stop.wait())}
+            done, rest = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in rest:
+                task.cancel()
+            if get not in done:
+                break   # stopped
+            raw = get.result()
+            if raw is None:
+                break   # end of input
+            line_no += 1
+            await sender.send(source, file, line_no, raw)
+        await sender.finish()
+    finally:
+        await producer.stop()
+    sender.summary["files"] = 1
+    return _finished(sender.summary, started)
+
+
+async def ingest_follow(base_dir, pattern="log-*/**/*.txt", state_file=None, follow_for=None, stop=None,
+                        delay=0.0, batch=1000, topic=None, broker=None, from_end=False, interval=0.25,
+                        rotated_grace=5.0):
+    """Follow the matching files until ``stop`` (an asyncio.Event) is set or ``follow_for`` seconds
+    have passed; after each poll the lines are acknowledged, then their positions saved to
+    ``state_file`` (atomically), so that a restart resumes where this run stopped."""
+    state_file = state_file or default_state_file()
+    follower = Follower(base_dir, pattern, load_state(state_file), from_end=from_end, rotated_grace=rotated_grace,
+                        max_line=settings.MAX_LINE_BYTES)
+    producer = await start_producer(broker)
+    sender = LineSender(producer, topic, batch, delay)
+    started = time.monotonic()
+    deadline = None if follow_for is None else started + follow_for
+    seen = set()
+    try:
+        while not (stop is not None and stop.is_set()) and (deadline is None or time.monotonic() < deadline):
+            lines = follower.poll()
+            for line in lines:
+                seen.add(line.path)
+                await sender.send(line.source, str(Path(line.path).relative_to(base_dir)), line.line_no, line.raw)
+            await sender.drain()             # acknowledged: now the positions may be saved
+            for line in lines:
+                follower.commit(line.position)
+            if lines or not Path(state_file).exists():
+                follower.save(state_file)
+            if not lines:
+                timeout = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
+                if stop is None:
+                    await asyncio.sleep(timeout)
+                else:
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout)
+                    except asyncio.TimeoutError:
+                        pass
+        await sender.finish()
+        follower.save(state_file)
+    finally:
+        follower.close()
+        await producer.stop()
+    sender.summary["files"] = len(seen)
+    sender.summary["state_file"] = state_file
+    return _finished(sender.summary, started)

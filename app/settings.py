@@ -33,6 +33,7 @@ TOPIC = _env("CLOGS_TOPIC", "clogs-logs")
 PARTITIONS = _env_int("CLOGS_PARTITIONS", 4)
 WEB_HOST = _env("CLOGS_WEB_HOST", "127.0.0.1")
 WEB_PORT = _env_int("CLOGS_WEB_PORT", 6066)
+WEB_TOKEN = _env("CLOGS_WEB_TOKEN", None)  # when set, every web page needs it (app/webauth.py)
 DATA_DIR = _env("CLOGS_DATA_DIR", str(ROOT / ".clogs-data"))  # one sub-folder per app id and web port
 TABLE_STORE = _env("CLOGS_STORE", "rocksdb://")
 SESSION_TIMEOUT = _env_float("CLOGS_SESSION_TIMEOUT", 30.0)  # a killed worker's partitions move after this

@@ -36,18 +36,46 @@ def cmd_topic(args):
 
 # --- ingest ----------------------------------------------------------------------------
 def run_ingest(args):
-    from app.ingest import ingest
+    """``clogs ingest``: the files under --base-dir once (default), stdin (``clogs ingest -``) or the
+    files followed (``--follow``); returns the summary."""
+    from app.ingest import default_state_file, ingest, ingest_follow, ingest_stream
     from app.kafka_admin import BrokerUnreachable
 
+    source_input = getattr(args, "input", None)
+    follow = getattr(args, "follow", False) or getattr(args, "follow_for", None) is not None
+    if source_input not in (None, "-"):
+        _die("ingest", f"unknown input {source_input!r}: `-` reads stdin; files come from --base-dir/--pattern")
+    if source_input == "-" and follow:
+        _die("ingest", "`-` (stdin) and --follow exclude each other")
+
+    async def go():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if source_input == "-" or follow:   # a clean stop: flush, and save the state when following
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        if source_input == "-":
+            return await ingest_stream(sys.stdin.buffer, args.source, args.delay, args.batch, args.topic,
+                                       args.broker, stop=stop)
+        if follow:
+            print(f"following {args.pattern} under {args.base_dir} (state: {args.state_file or default_state_file()}; "
+                  "Ctrl-C stops)", flush=True)
+            return await ingest_follow(args.base_dir, args.pattern, args.state_file, args.follow_for, stop,
+                                       args.delay, args.batch, args.topic, args.broker, args.from_end)
+        return await ingest(args.base_dir, args.pattern, args.delay, args.batch, args.topic, args.broker)
+
     try:
-        summary = asyncio.run(ingest(args.base_dir, args.pattern, args.delay, args.batch, args.topic, args.broker))
+        summary = asyncio.run(go())
     except (BrokerUnreachable, FileNotFoundError) as exc:
         _die("ingest", exc)
     dead = ", ".join(f"{k}: {v}" for k, v in summary["dead_lettered"].items()) or "none"
-    print(f"ingested {summary['lines']} lines ({summary['bytes'] / 1e6:.2f} MB) from {summary['files']} files in "
+    origin = "stdin" if source_input == "-" else f"{summary['files']} files"
+    print(f"ingested {summary['lines']} lines ({summary['bytes'] / 1e6:.2f} MB) from {origin} in "
           f"{summary['seconds']:.1f} s = {summary['rate']:,.0f} lines/s; dead-lettered: {dead}")
     for source, count in sorted(summary["sources"].items()):
         print(f"  {source}: {count} lines")
+    if summary.get("state_file"):
+        print(f"positions saved in {summary['state_file']}")
     return summary
 
 
@@ -126,7 +154,10 @@ def wait_for_web(port, timeout=120, proc=None):
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the worker exited with code {proc.returncode} while starting")
         try:
-            with urllib.request.urlopen(f"http://{settings.WEB_HOST}:{port}/health", timeout=2) as response:
+            from app.webauth import auth_headers
+
+            request = urllib.request.Request(f"http://{settings.WEB_HOST}:{port}/health", headers=auth_headers())
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return json.load(response)
         except OSError:
             time.sleep(0.5)
@@ -299,6 +330,20 @@ def _ingest_flags(p):
     p.add_argument("--batch", type=int, default=1000, help="lines in flight before waiting for the broker")
 
 
+def _ingest_input_flags(p):
+    p.add_argument("input", nargs="?", default=None, metavar="-",
+                   help="`-` reads lines from stdin (source: --source) instead of the files under --base-dir")
+    p.add_argument("--source", default="stdin", help="the source of the lines read from stdin (default stdin)")
+    p.add_argument("--follow", action="store_true", help="follow the files as tail -F does (new lines, rotation, "
+                   "truncation, new files) until SIGINT/SIGTERM; positions are kept in --state-file")
+    p.add_argument("--follow-for", type=float, default=None, metavar="SECONDS",
+                   help="follow for this long, then stop cleanly (implies --follow)")
+    p.add_argument("--state-file", default=None, help="where --follow keeps each file's position "
+                   f"(default {Path(settings.DATA_DIR) / 'ingest-state.json'})")
+    p.add_argument("--from-end", action="store_true", help="with --follow and no saved position: start the files "
+                   "already there at their end (files created later are read from their start)")
+
+
 def _worker_flags(p):
     p.add_argument("--app-id", default=None, help=f"Faust app id (CLOGS_APP_ID, default {settings.APP_ID})")
     p.add_argument("--index", default=None, help=f"Elasticsearch index (CLOGS_INDEX, default {settings.INDEX})")
@@ -328,9 +373,11 @@ def add_streaming_commands(sub):
                    "the local table state first")
     p.set_defaults(func=cmd_topic)
 
-    p = sub.add_parser("ingest", help="send every line of the log files to the log topic (key = source)")
+    p = sub.add_parser("ingest", help="send every line of the log files (or stdin: `-`; or --follow them) "
+                       "to the log topic (key = source)")
     _kafka_flags(p)
     _ingest_flags(p)
+    _ingest_input_flags(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("consume", help="start a worker (faust -A app worker) with these settings")

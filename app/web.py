@@ -26,6 +26,7 @@ from agents.threshold import policy
 from app import settings
 from agents.elastic import async_client, write_health
 from app import queries
+from app.webauth import auth_headers
 from app.faust_app import app, feedback_topic, models
 from model.online import decide
 from tables.stats import memory_table, stats_table
@@ -84,7 +85,7 @@ async def all_stats():
     merged = local_stats()
     me = str(app.conf.canonical_url).rstrip("/")
     others = {str(url).rstrip("/") for url in app.router.table_metadata(stats_table.name)} - {me}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=auth_headers()) as session:
         for url in sorted(others):
             try:
                 async with session.get(f"{url}/stats/local/") as response:

@@ -86,7 +86,10 @@ def stop_on_signal(signum, frame):
 def print_stats(port):
     import urllib.request
 
-    with urllib.request.urlopen(f"http://{settings.WEB_HOST}:{port}/stats/", timeout=10) as response:
+    from app.webauth import auth_headers
+
+    request = urllib.request.Request(f"http://{settings.WEB_HOST}:{port}/stats/", headers=auth_headers())
+    with urllib.request.urlopen(request, timeout=10) as response:
         stats = json.load(response)
     print("\nper-source statistics from the worker's /stats/:")
     for source, s in stats.items():

@@ -21,8 +21,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def get_json(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def get_json(url, timeout=5, token=None):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)
 
 
@@ -71,10 +72,10 @@ class Worker:
     def healthy(self):
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-        return get_json(f"{self.url}/health")["status"] == "ok"
+        return get_json(f"{self.url}/health", token=self.env.get("CLOGS_WEB_TOKEN"))["status"] == "ok"
 
     def stats(self, path="/stats/"):
-        return get_json(self.url + path)
+        return get_json(self.url + path, token=self.env.get("CLOGS_WEB_TOKEN"))
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.proc is None or self.proc.poll() is not None:
