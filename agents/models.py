@@ -21,6 +21,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import settings
+from app.kafka_security import client_options
 from app.trainer import latest_model
 from model import CheckpointError, Scorer
 
@@ -84,7 +85,7 @@ class ModelService(faust.Service):
             return
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap(), group_id=None,
                                     enable_auto_commit=False, max_partition_fetch_bytes=16 << 20,
-                                    fetch_max_bytes=16 << 20)
+                                    fetch_max_bytes=16 << 20, **client_options())
         await consumer.start()
         try:
             partition = TopicPartition(self.models_topic.get_topic_name(), 0)

@@ -15,6 +15,7 @@ import faust
 
 from app import faust_fixes as _faust_fixes  # noqa: F401  (before any consumer exists: issue 9)
 from app import settings
+from app.kafka_security import faust_credentials
 from app.trainer import trainer_topics
 from app.webauth import application_options, warn_if_open
 from tables.records import ScoredBatch
@@ -24,6 +25,7 @@ Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
 app = faust.App(
     settings.APP_ID,
     broker=settings.BROKER,
+    broker_credentials=faust_credentials(),
     store=settings.TABLE_STORE,
     datadir=settings.worker_datadir(),
     topic_partitions=settings.PARTITIONS,

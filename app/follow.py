@@ -119,7 +119,7 @@ class Follower:
         for f in sorted(self.files.values(), key=lambda f: (f.rotated_at is None, str(f.path))):
             out.extend(self._read(f))
         for f in [f for f in self.files.values() if f.rotated_at is not None]:
-            quiet = now - max(f.last_growth, f.rotated_at)
+            quiet = time.monotonic() - max(f.last_growth, f.rotated_at)
             if quiet >= self.rotated_grace:
                 out.extend(self._read(f, final=True))
                 self._close(f)
@@ -180,18 +180,18 @@ class Follower:
         f.last_growth = time.monotonic()
         limit = self.max_line or READ_BYTES - 2
         data = os.pread(f.fd, min(max(READ_BYTES, limit + 2), size - f.offset), f.offset)
-        out, start = [], 0
+        out, start, base = [], 0, f.offset
         while True:
             end = data.find(b"\n", start)
             if end < 0:
                 break
-            self._emit(f, out, data[start:end + 1], f.offset + end + 1)
+            self._emit(f, out, data[start:end + 1], base + end + 1)
             start = end + 1
         rest = data[start:]
         if len(rest) > limit:
-            self._emit(f, out, rest, f.offset + len(data), overlong=True)
-        elif rest and final and f.offset + len(data) >= size:
-            self._emit(f, out, rest, f.offset + len(data))
+            self._emit(f, out, rest, base + len(data), overlong=True)
+        elif rest and final and base + len(data) >= size:
+            self._emit(f, out, rest, base + len(data))
         return out
 
     def _emit(self, f, out, raw, end, overlong=False):

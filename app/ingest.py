@@ -27,7 +27,8 @@ from tqdm import tqdm
 from agents.parsing import dead_letter
 from app import settings
 from app.follow import Follower, load_state, matching_files, source_of
-from app.kafka_admin import FIX, BrokerUnreachable
+from app.kafka_admin import unreachable
+from app.kafka_security import client_options
 
 
 def find_files(base_dir, pattern):
@@ -49,13 +50,12 @@ async def start_producer(broker=None):
     """A started producer, or BrokerUnreachable naming the fix (fail fast: 15 s)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), linger_ms=5,
                                 max_batch_size=1 << 20, max_request_size=4_000_000, acks="all",
-                                request_timeout_ms=30000)
+                                request_timeout_ms=30000, **client_options())
     try:
         await asyncio.wait_for(producer.start(), 15)
     except Exception as exc:  # aiokafka raises several kinds when no broker answers
         await producer.stop()
-        raise BrokerUnreachable(f"cannot reach Kafka at {settings.kafka_bootstrap(broker)} "
-                                f"({type(exc).__name__}); {FIX}") from None
+        raise await unreachable(settings.kafka_bootstrap(broker), exc) from None
     return producer
 
 

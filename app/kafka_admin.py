@@ -7,6 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from app import settings
+from app.kafka_security import client_options, diagnose
 
 FIX = ("start the local services with `scripts/services up` (or `make services`), "
        "or point CLOGS_BROKER / --broker at a running Kafka")
@@ -18,13 +19,22 @@ class BrokerUnreachable(RuntimeError):
 
 async def admin_client(broker=None, timeout=10.0):
     bootstrap = settings.kafka_bootstrap(broker)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                                **client_options())
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (KafkaConnectionError, KafkaError, asyncio.TimeoutError, OSError) as exc:
         await admin.close()
-        raise BrokerUnreachable(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); {FIX}") from None
+        raise await unreachable(bootstrap, exc) from None
     return admin
+
+
+async def unreachable(bootstrap, exc):
+    """The BrokerUnreachable for a failed start: why, in one line naming the setting to fix."""
+    why = await diagnose(bootstrap)
+    if why:
+        return BrokerUnreachable(f"cannot use Kafka at {bootstrap}: {why}")
+    return BrokerUnreachable(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); {FIX}")
 
 
 def app_topics(topic=None, app_id=None):
@@ -33,9 +43,23 @@ def app_topics(topic=None, app_id=None):
     return [topic, f"{topic}-anomalies", f"{topic}-deadletter"], f"{app_id or settings.APP_ID}-"
 
 
+def internal_topics(app_id=None, partitions=None):
+    """{name: (partitions, configs)} of the topics between the worker's agents.  The worker would
+    create them itself, but a worker that starts on a broker where they do not exist yet can be
+    handed its first assignment before they appear ("Ignoring missing topic") and then idle until
+    the next rebalance; made here first, they are there from the start."""
+    partitions = partitions or settings.PARTITIONS
+    names = settings.app_topics(app_id)
+    compacted = {"cleanup.policy": "compact"}
+    return {names["scored"]: (partitions, {}), names["results"]: (partitions, {}), names["ticks"]: (partitions, {}),
+            names["feedback"]: (partitions, {}), names["reservoir"]: (partitions, compacted),
+            names["models"]: (1, compacted)}
+
+
 async def ensure_topics(broker=None, topic=None, app_id=None, partitions=None, recreate=False):
-    """Create the log, anomalies and dead-letter topics if missing; with recreate, delete them and
-    the app's internal topics (and the workers' local table state) first."""
+    """Create the log, anomalies and dead-letter topics and the app's topics between its agents if
+    missing; with recreate, delete them and the app's internal topics (and the workers' local table
+    state) first."""
     partitions = partitions or settings.PARTITIONS
     names, internal_prefix = app_topics(topic, app_id)
     admin = await admin_client(broker)
@@ -49,12 +73,14 @@ async def ensure_topics(broker=None, topic=None, app_id=None, partitions=None, r
                 shutil.rmtree(folder, ignore_errors=True)
             existing -= set(doomed)
         created = []
-        for name in names:
+        wanted = {name: (partitions, {}) for name in names}
+        wanted.update(internal_topics(app_id, partitions))
+        for name, (count, configs) in wanted.items():
             if name in existing:
                 continue
             for attempt in range(60):  # a topic being deleted cannot be created again at once
                 try:
-                    await admin.create_topics([NewTopic(name, partitions, 1)])
+                    await admin.create_topics([NewTopic(name, count, 1, topic_configs=configs)])
                     created.append(name)
                     break
                 except TopicAlreadyExistsError:

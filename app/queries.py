@@ -82,15 +82,15 @@ async def send_feedback(key, value, app_id=None, broker=None):
     """Produce one feedback record (from the CLI; a worker's page uses its own producer)."""
     from aiokafka import AIOKafkaProducer
 
-    from app.kafka_admin import FIX, BrokerUnreachable
+    from app.kafka_admin import unreachable
+    from app.kafka_security import client_options
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), acks="all", **client_options())
     try:
         await asyncio.wait_for(producer.start(), 15)
     except Exception as exc:  # aiokafka raises several kinds when no broker answers
         await producer.stop()
-        raise BrokerUnreachable(f"cannot reach Kafka at {settings.kafka_bootstrap(broker)} "
-                                f"({type(exc).__name__}); {FIX}") from None
+        raise await unreachable(settings.kafka_bootstrap(broker), exc) from None
     try:
         await producer.send_and_wait(settings.app_topics(app_id)["feedback"], key=json.dumps(key).encode(),
                                      value=json.dumps(value).encode())

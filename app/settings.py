@@ -28,6 +28,14 @@ def _env_int(name, default):
 
 # --- Kafka / Faust ---------------------------------------------------------------
 BROKER = _env("CLOGS_BROKER", "kafka://127.0.0.1:9092")
+KAFKA_SECURITY_PROTOCOL = _env("CLOGS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")  # app/kafka_security.py
+KAFKA_SASL_MECHANISM = _env("CLOGS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+KAFKA_USERNAME = _env("CLOGS_KAFKA_USERNAME", None)
+KAFKA_PASSWORD = _env("CLOGS_KAFKA_PASSWORD", None)
+KAFKA_CA_FILE = _env("CLOGS_KAFKA_CA_FILE", None)
+KAFKA_CERT_FILE = _env("CLOGS_KAFKA_CERT_FILE", None)
+KAFKA_KEY_FILE = _env("CLOGS_KAFKA_KEY_FILE", None)
+KAFKA_CHECK_HOSTNAME = _env("CLOGS_KAFKA_CHECK_HOSTNAME", "1") not in ("0", "false", "no")
 APP_ID = _env("CLOGS_APP_ID", "clogs")
 TOPIC = _env("CLOGS_TOPIC", "clogs-logs")
 PARTITIONS = _env_int("CLOGS_PARTITIONS", 4)
@@ -99,6 +107,8 @@ SERVICES_DIR = _env("CLOGS_SERVICES_DIR", str(ROOT / ".services"))
 KAFKA_PORT = _env_int("CLOGS_KAFKA_PORT", 9092)
 KAFKA_CONTROLLER_PORT = _env_int("CLOGS_KAFKA_CONTROLLER_PORT", 9093)
 KAFKA_HEAP = _env("CLOGS_KAFKA_HEAP", "512m")
+KAFKA_PROPERTIES = _env("CLOGS_KAFKA_PROPERTIES", None)  # a file of extra server.properties lines
+KAFKA_SCRAM = _env("CLOGS_KAFKA_SCRAM", "")  # SCRAM users made at format time, ';'-separated
 ES_PORT = _env_int("CLOGS_ES_PORT", 9200)
 ES_TRANSPORT_PORT = _env_int("CLOGS_ES_TRANSPORT_PORT", 9300)
 ES_HEAP = _env("CLOGS_ES_HEAP", "1g")

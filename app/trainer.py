@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app import settings
 from app.kafka_admin import BrokerUnreachable, admin_client
+from app.kafka_security import client_options
 from model import CheckpointError, Scorer
 from model.checkpoint import to_bytes
 from model.continual import retrain
@@ -58,13 +59,15 @@ class Trainer:
         bootstrap = settings.kafka_bootstrap()
         self.scorer = Scorer.from_checkpoint(settings.CHECKPOINT_DIR)
         await self.wait_for_topics()
-        reader = AIOKafkaConsumer(self.reservoir_topic, bootstrap_servers=bootstrap, group_id=None,
+        reader = AIOKafkaConsumer(self.reservoir_topic, bootstrap_servers=bootstrap, group_id=None, **client_options(),
                                   enable_auto_commit=False, auto_offset_reset="earliest",
                                   max_partition_fetch_bytes=8 << 20)  # no group: every partition, from the start
         leader = AIOKafkaConsumer(self.models_topic, bootstrap_servers=bootstrap, group_id=f"{settings.APP_ID}-trainer",
+                                  **client_options(),
                                   enable_auto_commit=False, auto_offset_reset="latest",
                                   max_poll_interval_ms=3_600_000, session_timeout_ms=30_000)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20, acks="all",
+                                    **client_options())
         await reader.start()
         await leader.start()
         await producer.start()
@@ -144,7 +147,7 @@ class Trainer:
 async def latest_model(bootstrap, models_topic):
     """(the newest checkpoint published on the models topic or None, the offset after it)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                max_partition_fetch_bytes=16 << 20, fetch_max_bytes=16 << 20)
+                                max_partition_fetch_bytes=16 << 20, fetch_max_bytes=16 << 20, **client_options())
     await consumer.start()
     try:
         partition = TopicPartition(models_topic, 0)

@@ -15,6 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def client_options():
+    from app.kafka_security import client_options as options
+
+    return options()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,7 +152,7 @@ def produce_raw(topic, records):
     from app import settings
 
     async def go():
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap())
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(), **client_options())
         await producer.start()
         try:
             for key, value in records:
@@ -166,6 +172,7 @@ def consume_all(topic, expected, timeout=60, count_if=None):
 
     async def go():
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap(), auto_offset_reset="earliest",
+                                    **client_options(),
                                     group_id=None, enable_auto_commit=False)
         await consumer.start()
         out = []
