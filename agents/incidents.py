@@ -19,10 +19,10 @@ import time
 from datetime import datetime, timezone
 
 from app import settings
-from app.documents import line_document
+from app.documents import incident_document, line_document
 from app.faust_app import anomalies_topic, app, feedback_topic, results_topic, ticks_topic
 from model.eventtime import iso
-from model.incidents import alerting, apply_feedback, count_line, document, incident_id, new_incident
+from model.incidents import alerting, apply_feedback, count_line, incident_id, new_incident
 from model.rates import RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, window_start
 from tables.stats import add_lines, incidents_table, lines_in, rate_table, stats_table
 
@@ -143,14 +143,14 @@ def silence_incident(source, now_s, policy):
 async def publish(source, docs, incidents, now):
     """Documents and changed incidents to the results topic; alerts to the anomalies topic."""
     await results_topic.send(key=source, value={"source": source, "docs": docs,
-                                                "incidents": [document(i) for i in incidents]})
+                                                "incidents": [incident_document(i) for i in incidents]})
     silenced = {i["incident_id"] for i in incidents if not alerting(i, now)}
     for doc in docs:
         if doc["is_anomaly"] and doc.get("incident_id") not in silenced and _alerting_id(doc.get("incident_id"), now):
             await anomalies_topic.send(key=source, value={"type": "line", **line_document(doc)})
     for incident in incidents:
         if alerting(incident, now):
-            await anomalies_topic.send(key=source, value={"type": "incident", **document(incident)})
+            await anomalies_topic.send(key=source, value={"type": "incident", **incident_document(incident)})
 
 
 def _alerting_id(iid, now):
@@ -198,5 +198,5 @@ async def apply_operator_feedback(stream):
         incidents_table[incident["incident_id"]] = incident
         log.info("incident %s of %s is now %s", incident["incident_id"], incident["source"], incident["status"])
         await results_topic.send(key=incident["source"], value={"source": incident["source"], "docs": [],
-                                                                "incidents": [document(incident)]})
-        await anomalies_topic.send(key=incident["source"], value={"type": "incident", **document(incident)})
+                                                                "incidents": [incident_document(incident)]})
+        await anomalies_topic.send(key=incident["source"], value={"type": "incident", **incident_document(incident)})

@@ -234,9 +234,17 @@ def preview(value):
 
 
 def dead_letter(reason, detail, key=None, value=None, topic=None, partition=None, offset=None, size=None):
-    """The dead-letter document for one bad record."""
+    """The dead-letter document for one bad record, redacted (app/redaction.py).  A preview of bytes
+    that are not UTF-8 is base64, which no rule could check for secrets: while redaction is on it is
+    decoded with replacement characters instead (``utf-8-replaced``) and redacted like text; the
+    exact bytes stay in the source topic at the offset the document names."""
+    from app.redaction import default_redactor, redact_output
+
     text, encoding = preview(value)
-    return {
+    if encoding == "base64" and default_redactor().enabled:
+        raw = value if isinstance(value, bytes) else str(value).encode("utf-8", "replace")
+        text, encoding = raw[:PREVIEW_BYTES].decode("utf-8", "replace"), "utf-8-replaced"
+    doc = {
         "reason": reason,
         "detail": detail,
         "source_topic": topic,
@@ -248,3 +256,5 @@ def dead_letter(reason, detail, key=None, value=None, topic=None, partition=None
         "preview_encoding": encoding,
         "at": datetime.now(timezone.utc).isoformat(),
     }
+    redact_output(doc)
+    return doc

@@ -37,7 +37,7 @@ async def score_lines(stream):
     async for events in stream.take_events(settings.BATCH_SIZE, within=settings.BATCH_TIMEOUT):
         good = []
         for event in events:
-            record, reason, detail = parse_log_value(event.value)
+            record, reason, detail = parse_log_value(event.value, headers=event.message.headers, key=event.message.key)
             if record is None:
                 await deadletter.send(reason, detail, message=event.message, value=event.value)
             else:

@@ -6,9 +6,14 @@ the line states, else its ingest time; ``timestamp_source`` says which), ``messa
 ``host.name``, ``log.file.path``, ``log.level``, ``event.dataset`` (= the source),
 ``event.ingested`` -- beside clogs' own (``source``, ``anomaly_score``, ``is_anomaly``,
 ``threshold_used``, ``mean_score``, ``std_score``, ``incident_id``, ...).  The mapping is
-agents/elastic.py ``MAPPING``; a test keeps the two in step.
+agents/elastic.py ``MAPPING``; a test keeps the two in step.  ``incident_document`` does the
+same for an incident (the incidents index and the anomalies topic).
+
+Both go through redaction (app/redaction.py: secrets by default, CLOGS_REDACT) on their way
+out: the message, an incident's summary and examples, and the tokens that explain a score.
 """
-from model.incidents import LEVEL_NAMES
+from app.redaction import redact_output
+from model.incidents import LEVEL_NAMES, document
 
 RENAMED = ("line", "host", "file", "level")
 
@@ -19,4 +24,15 @@ def line_document(doc):
     out["host"] = {"name": doc.get("host") or None}
     out["log"] = {"file": {"path": doc.get("file") or None}, "level": LEVEL_NAMES.get(doc.get("level"))}
     out["event"] = {"dataset": doc["source"], "ingested": doc.get("ingested_at")}
+    out["top_tokens"] = list(doc.get("top_tokens") or ())
+    redact_output(out)
+    return out
+
+
+def incident_document(incident):
+    """The incidents-index document (model/incidents.py ``document``), redacted."""
+    out = document(incident)
+    out["examples"] = [dict(e) for e in out.get("examples") or ()]
+    out["top_tokens"] = list(out.get("top_tokens") or ())
+    redact_output(out)
     return out

@@ -299,9 +299,45 @@ def redact_document(doc, redactor, counts=None):
                     if counts is not None:
                         counts[name] = counts.get(name, 0) + n
 
-    for key in ("message", "line", "value_preview"):
+    originals = [doc.get(k) for k in ("message", "line") if isinstance(doc.get(k), str)]
+    originals += [e.get("message") for e in doc.get("examples") or () if isinstance(e, dict)
+                  and isinstance(e.get("message"), str)]
+    for key in ("message", "line", "value_preview", "summary", "detail"):
         apply(doc, key)
     for example in doc.get("examples") or ():
         if isinstance(example, dict):
             apply(example, "message")
+    if isinstance(doc.get("top_tokens"), list):   # the tokens that explain a score come from the line
+        redacted = [doc.get(k) for k in ("message", "line") if isinstance(doc.get(k), str)]
+        redacted += [e.get("message") for e in doc.get("examples") or () if isinstance(e, dict)]
+        tokens = []
+        for token in doc["top_tokens"]:
+            new, hits = redactor.redact(token) if isinstance(token, str) else (token, {})
+            gone = isinstance(token, str) and any(token in o for o in originals) and \
+                not any(token in r for r in redacted if isinstance(r, str))
+            if gone and not hits:   # part of a redacted span, harmless on its own only in appearance
+                new, hits = REDACTED, {"token_in_secret": 1}
+            total += sum(hits.values())
+            if counts is not None:
+                for name, n in hits.items():
+                    counts[name] = counts.get(name, 0) + n
+            tokens.append(new)
+        doc["top_tokens"] = tokens
     return total
+
+
+_default = None
+COUNTS = {}   # rule name -> hits in this process (for /health)
+
+
+def default_redactor():
+    """The redactor of the settings, made on first use (not at import) and kept."""
+    global _default
+    if _default is None:
+        _default = Redactor.from_settings()
+    return _default
+
+
+def redact_output(doc):
+    """Redacts a document about to leave clogs with the settings' redactor; counts the hits."""
+    return redact_document(doc, default_redactor(), COUNTS)

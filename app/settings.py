@@ -83,6 +83,10 @@ TORCH_THREADS = _env_int("CLOGS_TORCH_THREADS", 0)  # 0 = torch's default
 BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 256)
 BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.5)
 MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
+SOURCE_FIELD = _env("CLOGS_SOURCE_FIELD", "")   # shippers' records: dotted field paths of the source, ","-separated
+SOURCE_HEADER = _env("CLOGS_SOURCE_HEADER", "source")  # ... or this Kafka header ("" = off); agents/parsing.py
+REDACT = _env("CLOGS_REDACT", "secrets")        # off | secrets | all (secrets + e-mails, card numbers)
+REDACT_RULES = _env("CLOGS_REDACT_RULES", None)  # a JSON file of extra rules (app/redaction.py)
 
 # --- Online learning (model/online.py) ------------------------------------------------
 LEARNING = _env("CLOGS_LEARNING", "1") not in ("0", "false", "no")

@@ -25,7 +25,7 @@ from agents import deadletter
 from agents.threshold import policy
 from app import settings
 from agents.elastic import async_client, write_health
-from app import queries
+from app import queries, redaction
 from app.webauth import auth_headers
 from app.faust_app import app, feedback_topic, models
 from model.online import decide
@@ -67,7 +67,7 @@ async def health(web, request):
     return web.json({"status": "ok" if scorer else "starting", "app_id": settings.APP_ID,
                      "model_version": scorer.model_version if scorer else None, "model_swaps": models.swaps,
                      "learning": settings.LEARNING, "url": str(app.conf.canonical_url),
-                     "deadletter": dict(deadletter.counters)})
+                     "deadletter": dict(deadletter.counters), "redactions": dict(redaction.COUNTS)})
 
 
 @app.page("/deadletter/")

@@ -102,3 +102,44 @@ def test_too_large_requests_are_split_and_a_too_large_document_stops_the_sink(se
         assert worker.log_tail(2000).count("INDEXING STOPPED") == 1
     finally:
         worker.stop(signal.SIGKILL)
+
+
+def test_planted_secrets_reach_neither_elasticsearch_nor_the_output_topics(services, names, tmp_path):
+    """Every line of tests/data/secrets.txt, after a new source's normal traffic (so that they are
+    flagged, indexed, grouped into incidents and alerted), plus the same secrets in a line too long
+    for the log topic and in bytes that are not UTF-8 (both dead-lettered)."""
+    from tests.streaming_helpers import consume_all, produce_raw
+    from tests.test_redaction import CORPUS, PLANTED
+
+    secrets = [s for entry in PLANTED for s in entry[0]]
+    corpus = CORPUS.read_text().splitlines()
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, tmp_path / "state", env={"CLOGS_MAX_LINE_BYTES": "4000"}).start()
+    try:
+        lines = service_lines("payments", 250, seed=8) + corpus
+        long_line = "x" * 5000 + " password=" + secrets[0]
+        total = write_logs(tmp_path / "logs", {"payments": lines + [long_line]})
+        run_cli("ingest", "--base-dir", str(tmp_path / "logs"), "--topic", names["topic"],
+                env={"CLOGS_MAX_LINE_BYTES": "4000"})
+        produce_raw(names["topic"], [(b"payments", b'\xff{"source": "payments", "line": "token=' +
+                                      secrets[1].encode() + b'"}')])
+        wait_for(lambda: es_count(names["index"]) >= total - 1, timeout=120, what="all lines indexed")
+        wait_for(lambda: worker.stats("/deadletter/").get("undecodable"), timeout=30, what="the undecodable record")
+        import time
+        time.sleep(3)
+        es = es_client()
+        es.indices.refresh(index=names["index"] + "-incidents")
+        outputs = {
+            "line index": json.dumps(list(es_docs(names["index"]).values())),
+            "incidents index": json.dumps(list(es_docs(names["index"] + "-incidents").values())),
+            "anomalies topic": json.dumps(consume_all(names["topic"] + "-anomalies", 10 ** 6, timeout=5)),
+            "dead-letter topic": json.dumps(consume_all(names["topic"] + "-deadletter", 10 ** 6, timeout=5)),
+        }
+        assert '"is_anomaly": true' in outputs["line index"] and "[REDACTED]" in outputs["line index"]
+        assert "[REDACTED]" in outputs["anomalies topic"] and "[REDACTED]" in outputs["dead-letter topic"]
+        for where, text in outputs.items():
+            leaked = [s for s in secrets if s in text or json.dumps(s)[1:-1] in text]
+            assert not leaked, f"{len(leaked)} secrets reached the {where}: {leaked[:5]}"
+        assert sum(worker.stats("/health")["redactions"].values()) >= len(secrets)
+    finally:
+        worker.stop(signal.SIGKILL)

@@ -129,5 +129,10 @@ def test_good_record_gets_defaults():
 
 def test_dead_letter_document_keeps_a_preview():
     doc = dead_letter("undecodable", "bad", key=b"log-a", value=b"\xff" * 10, topic="t", partition=1, offset=7)
-    assert doc["preview_encoding"] == "base64" and doc["size"] == 10 and doc["key"] == "log-a"
+    # redaction is on by default: bytes that are not UTF-8 are shown with replacement characters
+    # (a base64 preview could hide a secret from the rules), the exact bytes stay at the offset
+    assert doc["preview_encoding"] == "utf-8-replaced" and doc["value_preview"] == "\ufffd" * 10
+    assert doc["size"] == 10 and doc["key"] == "log-a"
+    leaked = dead_letter("undecodable", "bad", value=b"\xff password=hunter2 \xfe")
+    assert "hunter2" not in leaked["value_preview"] and "password=" in leaked["value_preview"]
     assert (doc["source_topic"], doc["partition"], doc["offset"]) == ("t", 1, 7)
