@@ -120,6 +120,7 @@ def _silence_over(source, seconds, now_s):
 def silence_incident(source, now_s, policy):
     """The source's ``silence`` incident if it has gone quiet (a new episode counts once)."""
     state = rate_table[source]
+    before = state.asdict()
     roll(state, now_s, policy, lambda start: lines_in(source, start))
     changed = []
     if is_silent(state, now_s, policy):
@@ -136,7 +137,8 @@ def silence_incident(source, now_s, policy):
                                 f"silent after {usual:.0f} s for this source")
         incidents_table[iid] = incident
         changed.append(incident)
-    rate_table[source] = state
+    if state.asdict() != before:   # a tick that changes nothing writes nothing
+        rate_table[source] = state
     return changed
 
 

@@ -143,3 +143,20 @@ def test_planted_secrets_reach_neither_elasticsearch_nor_the_output_topics(servi
         assert sum(worker.stats("/health")["redactions"].values()) >= len(secrets)
     finally:
         worker.stop(signal.SIGKILL)
+
+
+def test_an_index_with_another_mapping_stops_the_sink_naming_the_fix(services, names, tmp_path):
+    """The index exists with a mapping clogs cannot write to (here: ``host`` as a keyword, as an
+    older clogs made it, where documents now carry ``host.name``)."""
+    es = es_client()
+    es.indices.create(index=names["index"], mappings={"properties": {"host": {"type": "keyword"}}})
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
+    worker = Worker(names, tmp_path / "state", env={"CLOGS_ES_BLOCKED_PROBE": "2"}).start()
+    try:
+        write_logs(tmp_path / "logs", {"payments": service_lines("payments", 50, seed=6)})
+        run_cli("ingest", "--base-dir", str(tmp_path / "logs"), "--topic", names["topic"])
+        status, body = wait_for(lambda: (h := health(worker))[0] == 503 and h, timeout=60, what="/health red")
+        assert body["reason"].startswith("400") and "CLOGS_INDEX" in body["reason"]
+        assert es_count(names["index"]) == 0 and worker.stats("/deadletter/").get("index_rejected", 0) == 0
+    finally:
+        worker.stop(signal.SIGKILL)
