@@ -103,14 +103,17 @@ def async_client(url=None):
 # is that document's fault: it is dead-lettered with Elasticsearch's reason.
 MAPPING_ERRORS = ("mapper_parsing_exception", "document_parsing_exception", "strict_dynamic_mapping_exception",
                   "mapper_exception")
+INDEX_ERRORS = ("index_closed_exception", "index_not_found_exception", "cluster_block_exception")
 FIXES = {
     401: "Elasticsearch rejected the credentials: check CLOGS_ES_USER / CLOGS_ES_PASSWORD or CLOGS_ES_API_KEY",
     403: "Elasticsearch forbids writing to {index}: check the user's index privileges and the index's "
-         "write block (index.blocks.write / read_only_allow_delete, e.g. a full disk)",
+         "write block (index.blocks.write)",
     413: "a document is larger than Elasticsearch's http.max_content_length: raise it, or lower "
          "CLOGS_MAX_LINE_BYTES so such lines are dead-lettered before scoring",
     "mapping": "the index {index} has a mapping clogs cannot write to ({error}): delete or reindex it, "
                "or point CLOGS_INDEX at a new index",
+    "index": "the index {index} cannot take writes ({error}): open it, or let the worker create it again "
+             "(restart it), or allow index creation (action.auto_create_index)",
 }
 
 
@@ -151,6 +154,8 @@ def blocking_reason(status, kind, index, error=""):
         return f"{status}: " + FIXES[status].format(index=index)
     if status == 400 and kind in MAPPING_ERRORS:
         return "400: " + FIXES["mapping"].format(index=index, error=f"{kind}: {str(error)[:200]}")
+    if kind in INDEX_ERRORS:   # the whole index, not one document: dead-lettering would empty the stream
+        return f"{status}: " + FIXES["index"].format(index=index, error=f"{kind}: {str(error)[:200]}")
     return None
 
 

@@ -22,7 +22,7 @@ from app import settings
 from app.documents import incident_document, line_document
 from app.faust_app import anomalies_topic, app, feedback_topic, results_topic, ticks_topic
 from model.eventtime import iso
-from model.incidents import alerting, apply_feedback, count_line, incident_id, new_incident
+from model.incidents import alerting, apply_feedback, count_line, expire, incident_id, new_incident
 from model.rates import RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, window_start
 from tables.stats import add_lines, incidents_table, lines_in, rate_table, stats_table
 
@@ -66,36 +66,46 @@ def content_incidents(source, docs, now):
         doc["incident_id"] = incident["incident_id"]
         if count_line(incident, doc, settings.INCIDENT_EXAMPLES):
             incident["updated_at"] = now
-            changed[incident["incident_id"]] = incident
+            changed[incident["incident_id"]] = expire(incident, now)
     for iid, incident in changed.items():
         incidents_table[iid] = incident
     return list(changed.values())
 
 
-def rate_incidents(source, new_lines, now_s, policy):
+def rate_incidents(source, new_lines, now_s, policy, fresh=True):
     """Count the batch's new lines in the windowed table, fold closed windows, and raise or update
-    the source's ``rate`` incident when this window is a burst (and note the end of a silence)."""
+    the source's ``rate`` incident when this window is a burst (and note the end of a silence).
+    ``fresh``: the lines arrived lately; a backlog read after a restart or a stall lands in one
+    window by the worker's clock and is no burst.  Returns (changed incidents, the ids among them
+    that must not alert again: a burst's later batches, a silence's end)."""
     state = rate_table[source]
     roll(state, now_s, policy, lambda start: lines_in(source, start))
-    changed = []
+    changed, quiet = [], set()
     if new_lines:
         add_lines(source, now_s, new_lines)
         ended = note_lines(state, now_s, new_lines)
         if ended:
-            changed += _silence_over(source, ended, now_s)
+            over = _silence_over(source, ended, now_s)
+            changed += over
+            quiet |= {i["incident_id"] for i in over}
         current = lines_in(source, window_start(now_s, policy.window))
-        if is_burst(state, current, policy):
-            changed.append(_burst(source, state, current, now_s, policy))
+        if fresh and is_burst(state, current, policy):
+            incident, new = _burst(source, state, current, now_s, policy)
+            changed.append(incident)
+            if not new:
+                quiet.add(incident["incident_id"])
     rate_table[source] = state
-    return changed
+    return changed, quiet
 
 
 def _burst(source, state, current, now_s, policy):
     at, iid = iso_at(now_s), incident_id(source, "rate", "rate")
     incident = incidents_table.get(iid) or new_incident(source, "rate", "rate", at)
     this_window = window_start(now_s, policy.window)
-    if state.burst_window != this_window:   # a new burst: one more occurrence
+    new = state.burst_window not in (this_window, this_window - policy.window)   # one spanning windows is one
+    if state.burst_window != this_window:
         state.burst_window = this_window
+    if new:   # a new burst: one more occurrence
         incident["count"] += 1
         incident["first_seen"] = min(incident["first_seen"], at)
     incident.update(last_seen=at, updated_at=at, observed=float(current), expected=round(state.mean, 3),
@@ -103,7 +113,7 @@ def _burst(source, state, current, now_s, policy):
                     summary=f"{current} lines in {policy.window:g} s, usually {state.mean:.1f} "
                             f"(± {(state.m2 / state.n) ** 0.5 if state.n > 1 else 0.0:.1f})")
     incidents_table[iid] = incident
-    return incident
+    return incident, new
 
 
 def _silence_over(source, seconds, now_s):
@@ -112,23 +122,27 @@ def _silence_over(source, seconds, now_s):
         return []
     incident.update(observed=round(seconds, 1), updated_at=iso_at(now_s),
                     summary=f"no line for {seconds:.0f} s (until {iso_at(now_s)}), usually at most "
-                            f"{incident['expected']:.0f} s")
+                            f"{incident.get('expected') or 0:.0f} s")
     incidents_table[incident["incident_id"]] = incident
     return [incident]
 
 
-def silence_incident(source, now_s, policy):
-    """The source's ``silence`` incident if it has gone quiet (a new episode counts once)."""
+def silence_incident(source, now_s, policy, watching_since=0.0):
+    """([the source's silence incident if it has gone quiet], whether this is a new episode: a new
+    episode counts once and alerts once; later ticks only update how long it has lasted).  A
+    worker calls no silence before it has watched the source for as long as the silence bound
+    (``watching_since``: when it started): after a restart the backlog must be read first."""
     state = rate_table[source]
     before = state.asdict()
     roll(state, now_s, policy, lambda start: lines_in(source, start))
-    changed = []
-    if is_silent(state, now_s, policy):
+    changed, new_episode = [], False
+    if is_silent(state, now_s, policy) and now_s - watching_since > silence_after(state, policy):
         at, iid = iso_at(now_s), incident_id(source, "silence", "silence")
         incident = incidents_table.get(iid) or new_incident(source, "silence", "silence", at)
         quiet, usual = now_s - state.last_line_at, silence_after(state, policy)
         if not state.silent_since:
             state.silent_since = now_s
+            new_episode = True
             incident["count"] += 1
             incident["first_seen"] = min(incident["first_seen"], at)
         incident.update(last_seen=at, updated_at=at, observed=round(quiet, 1), expected=round(usual, 1),
@@ -139,11 +153,13 @@ def silence_incident(source, now_s, policy):
         changed.append(incident)
     if state.asdict() != before:   # a tick that changes nothing writes nothing
         rate_table[source] = state
-    return changed
+    return changed, new_episode
 
 
-async def publish(source, docs, incidents, now):
-    """Documents and changed incidents to the results topic; alerts to the anomalies topic."""
+async def publish(source, docs, incidents, now, alert=True, quiet=()):
+    """Documents and changed incidents to the results topic; alerts to the anomalies topic (none
+    for the incidents when ``alert`` is false, or for those in ``quiet``: updates of a burst or a
+    silence already announced)."""
     await results_topic.send(key=source, value={"source": source, "docs": docs,
                                                 "incidents": [incident_document(i) for i in incidents]})
     silenced = {i["incident_id"] for i in incidents if not alerting(i, now)}
@@ -151,7 +167,7 @@ async def publish(source, docs, incidents, now):
         if doc["is_anomaly"] and doc.get("incident_id") not in silenced and _alerting_id(doc.get("incident_id"), now):
             await anomalies_topic.send(key=source, value={"type": "line", **line_document(doc)})
     for incident in incidents:
-        if alerting(incident, now):
+        if alert and incident["incident_id"] not in quiet and alerting(incident, now):
             await anomalies_topic.send(key=source, value={"type": "incident", **incident_document(incident)})
 
 
@@ -171,14 +187,15 @@ async def tick_owned_sources():
 @app.agent(ticks_topic, concurrency=1)
 async def check_sources(stream):
     policy = rate_policy()
+    watching_since = time.time()
     async for tick in stream:
         source = tick["source"]
         if source not in stats_table:   # the partition moved to another worker since the tick
             continue
         now_s = time.time()
-        changed = silence_incident(source, now_s, policy)
+        changed, new_episode = silence_incident(source, now_s, policy, watching_since)
         if changed:
-            await publish(source, [], changed, iso_at(now_s))
+            await publish(source, [], changed, iso_at(now_s), alert=new_episode)
 
 
 @app.agent(feedback_topic, concurrency=1)
@@ -187,11 +204,10 @@ async def apply_operator_feedback(stream):
         now = iso_at(time.time())
         iid = feedback.get("incident_id")
         incident = incidents_table.get(iid) if iid else None
-        if incident is None:
-            if not all(feedback.get(k) for k in ("incident_id", "source", "kind", "pattern")):
-                log.warning("feedback for an unknown incident, ignored: %s", feedback)
-                continue
-            incident = new_incident(feedback["source"], feedback["kind"], feedback["pattern"], now)
+        if incident is None:   # never a fresh one: its empty history would overwrite the indexed one
+            log.warning("feedback for incident %s, which this worker's table does not hold, ignored: %s", iid,
+                        {k: feedback.get(k) for k in ("action", "source", "kind")})
+            continue
         try:
             apply_feedback(incident, feedback.get("action"), now, feedback.get("until"))
         except ValueError as exc:

@@ -94,7 +94,7 @@ def parse_log_value(value, max_bytes=None, headers=None, key=None):
         return None, "undecodable", f"not UTF-8: {exc}"
     try:
         record = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:   # JSONDecodeError, and numbers past Python's digit limit
         return None, "not_json", str(exc)
     if not isinstance(record, dict):
         return None, "not_object", f"JSON {type(record).__name__}, expected an object"
@@ -214,9 +214,11 @@ def _as_datetime(value):
     text = _FRACTION.sub(r"\1", value.strip().replace("Z", "+00:00").replace("z", "+00:00"))  # ns -> us (Vector)
     try:
         stamp = datetime.fromisoformat(text)
-    except ValueError:
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        stamp.astimezone(timezone.utc)   # year 1 or 9999 with an offset cannot be moved to UTC
+    except (ValueError, OverflowError):
         return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp
 
 
 PREVIEW_BYTES = 16_384

@@ -12,7 +12,7 @@ from agents import deadletter
 from agents.parsing import parse_log_value
 from app import settings
 from app.faust_app import app, log_topic, models, scored_topic
-from model.eventtime import event_time, iso, parse_iso
+from model.eventtime import checked_zone, event_time, iso, parse_iso
 from model.online import scored_fields
 from tables.records import ScoredBatch
 
@@ -27,17 +27,27 @@ def now():
 def times(record, scored_at):
     """(ingested_at, event_time) of a record: its ingest time in clogs' ISO form (the scoring time
     when it has none or an unreadable one) and the time its line states, or None."""
-    ingested = parse_iso(record["ingested_at"]) or parse_iso(scored_at)
+    ingested = parse_iso(record["ingested_at"]) if isinstance(record["ingested_at"], str) else None
+    ingested = ingested or parse_iso(scored_at)
     stated = event_time(record["line"], settings.TIMEZONE, ingested)
     return iso(ingested), (iso(stated) if stated else None)
 
 
 @app.agent(log_topic, concurrency=1)
 async def score_lines(stream):
+    checked_zone(settings.TIMEZONE)   # an unknown CLOGS_TIMEZONE stops the agent at once, named
     async for events in stream.take_events(settings.BATCH_SIZE, within=settings.BATCH_TIMEOUT):
         good = []
+        scored_at = now()
         for event in events:
-            record, reason, detail = parse_log_value(event.value, headers=event.message.headers, key=event.message.key)
+            try:   # one odd record must never take its batch down with it (an agent crash acks it all)
+                record, reason, detail = parse_log_value(event.value, headers=event.message.headers,
+                                                         key=event.message.key)
+                if record is not None:
+                    record["ingested_at"], record["event_time"] = times(record, scored_at)
+                    record["line_no"] = int(record["line_no"] or 0)
+            except (ValueError, TypeError, OverflowError) as exc:
+                record, reason, detail = None, "not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500]
             if record is None:
                 await deadletter.send(reason, detail, message=event.message, value=event.value)
             else:
@@ -45,15 +55,14 @@ async def score_lines(stream):
         if not good:
             continue
         model_version, results = await models.score([r["line"] for r, _ in good])
-        scored_at = now()
         by_source = {}
         for (record, message), result in zip(good, results):
-            ingested_at, stated_at = times(record, scored_at)
             by_source.setdefault(record["source"], []).append({
-                "source": record["source"], "file": str(record["file"]), "line_no": int(record["line_no"] or 0),
-                "line": record["line"], "ingested_at": ingested_at, "event_time": stated_at, "host": str(record["host"]),
-                "model_version": model_version, "kafka_topic": message.topic, "kafka_partition": message.partition,
-                "kafka_offset": message.offset, "scored_at": scored_at, **scored_fields(result)})
+                "source": record["source"], "file": str(record["file"]), "line_no": record["line_no"],
+                "line": record["line"], "ingested_at": record["ingested_at"], "event_time": record["event_time"],
+                "host": str(record["host"]), "model_version": model_version, "kafka_topic": message.topic,
+                "kafka_partition": message.partition, "kafka_offset": message.offset, "scored_at": scored_at,
+                **scored_fields(result)})
         for source, lines in by_source.items():
             for chunk in chunks(lines):
                 await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))

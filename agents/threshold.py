@@ -12,6 +12,7 @@ import time
 from agents.incidents import content_incidents, iso_at, marked_normal, publish, rate_incidents, rate_policy
 from app import settings
 from app.faust_app import app, models, reservoir_topic, scored_topic
+from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
 from tables.stats import memory_table, stats_table
 
@@ -27,7 +28,7 @@ async def apply_thresholds(stream):
     async for batch in stream:
         source = batch.source
         stats, memory = stats_table[source], memory_table[source]
-        counted_until = stats.last_offset
+        counted = dict(stats.offsets)   # per log partition, before this batch
         calibration, prior = models.scale_of(batch.lines[0]["model_version"])
         samples = []
         docs = judge_batch(batch.lines, stats, memory, calibration, rules, prior, samples, marked_normal(source))
@@ -36,8 +37,11 @@ async def apply_thresholds(stream):
             memory_table[source] = memory
         now_s = time.time()
         now = iso_at(now_s)
-        new_lines = sum(1 for doc in docs if doc["kafka_offset"] > counted_until)
-        changed = content_incidents(source, docs, now) + rate_incidents(source, new_lines, now_s, rates)
+        new_lines = sum(1 for doc in docs if doc["kafka_offset"] > counted.get(str(doc["kafka_partition"]), -1))
+        arrived = parse_iso(docs[-1]["ingested_at"]) if docs else None
+        fresh = arrived is None or now_s - arrived.timestamp() < 2 * rates.window
+        rated, quiet = rate_incidents(source, new_lines, now_s, rates, fresh)
+        changed = content_incidents(source, docs, now) + rated
         for slot, line in samples:  # the slow path's reservoir: one compacted key per slot
             await reservoir_topic.send(key=f"{source}|{slot}".encode(), value=line.encode("utf-8", "replace"))
-        await publish(source, docs, changed, now)
+        await publish(source, docs, changed, now, quiet=quiet)

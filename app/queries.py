@@ -92,7 +92,9 @@ async def send_feedback(key, value, app_id=None, broker=None):
         await producer.stop()
         raise await unreachable(settings.kafka_bootstrap(broker), exc) from None
     try:
-        await producer.send_and_wait(settings.app_topics(app_id)["feedback"], key=json.dumps(key).encode(),
+        from faust.serializers import codecs   # the worker's own key codec: the same partition as the source
+
+        await producer.send_and_wait(settings.app_topics(app_id)["feedback"], key=codecs.dumps("json", key),
                                      value=json.dumps(value).encode())
     finally:
         await producer.stop()

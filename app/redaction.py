@@ -299,23 +299,26 @@ def redact_document(doc, redactor, counts=None):
                     if counts is not None:
                         counts[name] = counts.get(name, 0) + n
 
-    originals = [doc.get(k) for k in ("message", "line") if isinstance(doc.get(k), str)]
-    originals += [e.get("message") for e in doc.get("examples") or () if isinstance(e, dict)
-                  and isinstance(e.get("message"), str)]
     for key in ("message", "line", "value_preview", "summary", "detail"):
         apply(doc, key)
     for example in doc.get("examples") or ():
         if isinstance(example, dict):
             apply(example, "message")
-    if isinstance(doc.get("top_tokens"), list):   # the tokens that explain a score come from the line
-        redacted = [doc.get(k) for k in ("message", "line") if isinstance(doc.get(k), str)]
-        redacted += [e.get("message") for e in doc.get("examples") or () if isinstance(e, dict)]
+    if isinstance(doc.get("top_tokens"), list):
+        # The tokens that explain a score are the normaliser's, digits masked (``Sup<N>rS<N>cret``):
+        # not substrings of the line, and the masks break the rules' patterns.  When the text they
+        # came from had something redacted, a token whose literal pieces are not all still in the
+        # redacted text overlapped a secret, and goes; each token also gets the rules on its own.
+        texts = [doc.get(k) for k in ("message", "line", "summary") if isinstance(doc.get(k), str)]
+        texts += [e.get("message") for e in doc.get("examples") or ()
+                  if isinstance(e, dict) and isinstance(e.get("message"), str)]
         tokens = []
         for token in doc["top_tokens"]:
-            new, hits = redactor.redact(token) if isinstance(token, str) else (token, {})
-            gone = isinstance(token, str) and any(token in o for o in originals) and \
-                not any(token in r for r in redacted if isinstance(r, str))
-            if gone and not hits:   # part of a redacted span, harmless on its own only in appearance
+            if not isinstance(token, str):
+                tokens.append(token)
+                continue
+            new, hits = redactor.redact(token)
+            if total and not hits and not _pieces_remain(token, texts):
                 new, hits = REDACTED, {"token_in_secret": 1}
             total += sum(hits.values())
             if counts is not None:
@@ -324,6 +327,15 @@ def redact_document(doc, redactor, counts=None):
             tokens.append(new)
         doc["top_tokens"] = tokens
     return total
+
+
+_MASK = re.compile(r"<[A-Z]+>")
+
+
+def _pieces_remain(token, texts):
+    """Whether every literal piece of a (masked) token is still in one of the redacted texts."""
+    pieces = [p for p in _MASK.split(token) if p]
+    return any(all(p in text for p in pieces) for text in texts)
 
 
 _default = None

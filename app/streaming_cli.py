@@ -122,6 +122,13 @@ def preflight(args):
         if not (folder / name).is_file():
             _die("consume", f"checkpoint file missing: {folder / name}; {checkpoint.FIX}")
 
+    from model.eventtime import checked_zone
+
+    try:
+        checked_zone(settings.TIMEZONE)
+    except ValueError as exc:
+        _die("consume", exc)
+
     async def probe():
         admin = await admin_client(args.broker)
         await admin.close()

@@ -185,13 +185,17 @@ class FeedbackView(faust.web.View):
     """POST: an operator's feedback on an incident, through the feedback topic to its source's worker."""
 
     async def post(self, request):
+        if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            # a cross-site form or no-cors fetch cannot send this type without a CORS preflight,
+            # which this server does not grant: another site cannot make a browser send feedback
+            return self.json({"error": "send JSON with Content-Type: application/json"}, status=415)
         try:
             body = await request.json()
             incident = await queries.find_incident(es(), str(body.get("incident_id", "")))
             if incident is None:
                 return self.json({"error": f"unknown incident {body.get('incident_id')!r}"}, status=404)
             key, value = queries.feedback_message(incident, body.get("action"), body.get("for"))
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, OverflowError) as exc:
             return self.json({"error": str(exc)}, status=400)
         except (ESConnectionError, TransportError, ApiError) as exc:
             return self.json({"error": f"Elasticsearch at {settings.ES_URL}: {exc}"}, status=502)

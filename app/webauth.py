@@ -36,7 +36,7 @@ async def require_token(request, handler):
         return await handler(request)
     if _valid(request.query.get("token", "")):   # a browser's first visit: keep it in a cookie
         target = request.rel_url.with_query({k: v for k, v in request.query.items() if k != "token"})
-        response = aioweb.HTTPFound(str(target))
+        response = aioweb.HTTPFound("/" + str(target).lstrip("/"))   # never //other-host/
         response.set_cookie(COOKIE, settings.WEB_TOKEN, httponly=True, samesite="Strict")
         raise response
     return aioweb.json_response({"error": "this clogs worker needs its token (CLOGS_WEB_TOKEN): send "

@@ -3,8 +3,9 @@
 ``event_time(line, zone, reference)`` looks in the first ``SCAN_CHARS`` characters for the
 timestamp shapes the normaliser masks as ``<TS>`` (model/normalise.py: ISO 8601, BGL's
 ``2005-06-03-15.42.50.675872``, ``Sun Dec 04 04:51:08 2005``, syslog's ``Dec 10 06:55:46``,
-HDFS's ``081109 204005``) and two more widespread ones (Android's ``03-17 16:13:38.820``, a
-leading Unix epoch).  The earliest match in the line wins.  A timestamp without a zone is read in
+HDFS's ``081109 204005``) and three more widespread ones (the Common Log Format of web servers'
+access logs, ``[10/Oct/2000:13:55:36 -0700]``; Android's ``03-17 16:13:38.820``; a leading Unix
+epoch).  The earliest match in the line wins.  A timestamp without a zone is read in
 ``zone`` (``CLOGS_TIMEZONE``, an IANA name, default UTC); one without a year takes the year of
 ``reference`` (the ingest time), or the year before when that would put it more than a day in the
 future (a December line read in January).  Returns an aware UTC datetime, or None when the line
@@ -29,6 +30,8 @@ SHAPES = [
     ("weekday", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) " + _MON.replace("(", "(?P<M>", 1)
                 + r" (?P<d>\d{1,2}) (?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2}) (?P<Y>\d{4})\b"),
     ("syslog", r"\b" + _MON.replace("(", "(?P<M>", 1) + r"\s+(?P<d>\d{1,2})\s+(?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2})\b"),
+    ("clf", r"\[(?P<d>\d{2})/" + _MON.replace("(", "(?P<M>", 1) + r"/(?P<Y>\d{4}):(?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2})"
+            r" (?P<z>[+-]\d{4})\]"),
     ("hdfs", r"^(?P<y>\d{2})(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2})(?P<I>\d{2})(?P<S>\d{2})\b"),
     ("android", r"^(?P<m>\d{2})-(?P<d>\d{2}) (?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2})\.(?P<f>\d{3})\b"),
     ("epoch", r"^(?:- )?(?P<e>1[0-9]{9})(?:\.(?P<f>\d+))?\b"),
@@ -38,7 +41,15 @@ _COMPILED = [(name, re.compile(pattern)) for name, pattern in SHAPES]
 
 @lru_cache(maxsize=64)
 def zone_of(name):
-    return timezone.utc if name in ("UTC", "utc", "Z") else ZoneInfo(name)
+    """The tzinfo of an IANA name; a ValueError naming CLOGS_TIMEZONE for an unknown one."""
+    if name in ("UTC", "utc", "Z"):
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError) as exc:   # ZoneInfoNotFoundError is a KeyError: see below
+        raise ValueError(f"CLOGS_TIMEZONE={name!r} is not a time zone ({exc})") from None
+    except KeyError:
+        raise ValueError(f"CLOGS_TIMEZONE={name!r} is not a time zone (an IANA name such as Europe/Berlin)") from None
 
 
 def event_time(line, zone="UTC", reference=None):
@@ -53,8 +64,8 @@ def event_time(line, zone="UTC", reference=None):
         return None
     try:
         return _to_datetime(best.groupdict(), zone, reference)
-    except (ValueError, OverflowError):
-        return None  # a shape that is no real date (month 13, day 32)
+    except (ValueError, OverflowError, OSError):
+        return None  # a shape that is no real date (month 13, day 32, year 9999 east of UTC)
 
 
 def _to_datetime(g, zone, reference):
@@ -90,12 +101,20 @@ def iso(stamp):
     return stamp.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def checked_zone(name):
+    """Fail at start, not on the first line, for an unknown CLOGS_TIMEZONE."""
+    zone_of(name)
+    return name
+
+
 def parse_iso(text):
     """An ISO 8601 string (as the records carry) -> aware datetime, or None."""
     if not text:
         return None
     try:
         stamp = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        stamp.astimezone(timezone.utc)   # year 1 or 9999 with an offset cannot be moved to UTC
+    except (ValueError, OverflowError):
         return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp

@@ -8,12 +8,12 @@ and a source gone quiet its ``silence`` incident (model/rates.py).  An incident 
 
     incident_id, source, kind, pattern, status, summary, first_seen, last_seen, updated_at,
     count, max_score, threshold_used, top_tokens, level, examples [{doc_id, message,
-    anomaly_score, at}], suppressed_until, observed, expected, last_offset
+    anomaly_score, at}], suppressed_until, observed, expected, offsets
 
 Its id is a hash of (source, kind, pattern), so the same pattern of the same source always lands
-in the same incident, on any worker, after any restart.  ``last_offset`` is the log-topic offset
-of the last line it counted: a replayed line (at-least-once delivery after a crash) is at or below
-it and is not counted twice.
+in the same incident, on any worker, after any restart.  ``offsets`` holds, per log-topic
+partition, the offset of the last line it counted: a replayed line (at-least-once delivery after a
+crash) is at or below it and is not counted twice.
 
 Status and feedback (``apply_feedback``): ``open`` alerts (its changes go to the anomalies topic);
 ``acknowledged`` keeps counting without alerting; ``suppressed`` likewise until
@@ -28,6 +28,7 @@ KINDS = ("content", "rate", "silence")
 STATUSES = ("open", "acknowledged", "normal", "suppressed")
 ACTIONS = {"normal": "normal", "suppress": "suppressed", "ack": "acknowledged", "reopen": "open"}
 EXAMPLE_CHARS = 1000
+MAX_SUPPRESS_DAYS = 365
 TOP_TOKENS = 10
 LEVEL_NAMES = {0: "debug", 1: "info", 2: "warning", 3: "error", 4: "fatal"}
 
@@ -41,7 +42,7 @@ def new_incident(source, kind, pattern, at, summary=""):
     return {"incident_id": incident_id(source, kind, pattern), "source": source, "kind": kind, "pattern": pattern,
             "status": "open", "summary": summary, "first_seen": at, "last_seen": at, "updated_at": at, "count": 0,
             "max_score": None, "threshold_used": None, "top_tokens": [], "level": None, "examples": [],
-            "suppressed_until": None, "observed": None, "expected": None, "last_offset": -1}
+            "suppressed_until": None, "observed": None, "expected": None, "offsets": {}}
 
 
 def current_status(incident, now):
@@ -51,6 +52,14 @@ def current_status(incident, now):
     return incident["status"]
 
 
+def expire(incident, now):
+    """A suppression that ran out becomes open again (in place), so what is stored and indexed
+    says what is in force."""
+    if current_status(incident, now) != incident["status"]:
+        incident["status"], incident["suppressed_until"] = "open", None
+    return incident
+
+
 def alerting(incident, now):
     return current_status(incident, now) == "open"
 
@@ -58,11 +67,12 @@ def alerting(incident, now):
 def count_line(incident, doc, max_examples):
     """Add a line of the incident's pattern (a result document of model/online.py) to its content
     incident, in place.  Returns False when the line was counted before (a replay)."""
-    offset = doc["kafka_offset"]
-    if offset <= incident.get("last_offset", -1):
+    offset, partition = doc["kafka_offset"], str(doc.get("kafka_partition", 0))
+    offsets = incident.setdefault("offsets", {})
+    if offset <= offsets.get(partition, -1):
         return False
     at = doc["@timestamp"]
-    incident["last_offset"] = offset
+    offsets[partition] = offset
     incident["count"] += 1
     incident["first_seen"] = min(incident["first_seen"], at)
     incident["last_seen"] = max(incident["last_seen"], at)
@@ -76,7 +86,7 @@ def count_line(incident, doc, max_examples):
     if doc.get("level") is not None and doc["level"] >= 0:
         incident["level"] = LEVEL_NAMES.get(doc["level"])
     if len(incident["examples"]) < max_examples:
-        incident["examples"].append({"doc_id": doc["id"], "message": doc["line"][:EXAMPLE_CHARS],
+        incident["examples"].append({"doc_id": doc["id"], "message": clip(doc["line"], EXAMPLE_CHARS),
                                      "anomaly_score": score, "at": at})
     if not incident["summary"]:
         incident["summary"] = summary_of(doc)
@@ -84,11 +94,19 @@ def count_line(incident, doc, max_examples):
 
 
 def summary_of(doc):
-    """One line for people: what is new about the line."""
-    tokens = ", ".join(doc.get("top_tokens") or [])[:200]
+    """One line for people: the kind of pattern and the line that opened it."""
     level = LEVEL_NAMES.get(doc.get("level"), "")
     head = f"new {level + ' ' if level in ('warning', 'error', 'fatal') else ''}pattern"
-    return f"{head}: {doc['line'][:160]}" + (f" (unusual: {tokens})" if tokens else "")
+    return f"{head}: {clip(doc['line'], 160)}"   # the explaining tokens travel apart (top_tokens)
+
+
+def clip(text, limit):
+    """At most about ``limit`` characters, cut at a space when one is near: a cut through the
+    middle of a secret would leave a stub the redaction rules no longer recognise."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[:cut if cut > limit // 2 else limit] + " …"
 
 
 def apply_feedback(incident, action, now, until=None):
@@ -106,11 +124,12 @@ def parse_duration(text):
     text = str(text).strip().lower()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        if text and text[-1] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
+        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
     except ValueError:
         raise ValueError(f"not a duration: {text!r} (examples: 90s, 30m, 2h, 1d)") from None
+    if not 0 < seconds <= MAX_SUPPRESS_DAYS * 86400:   # also nan and inf
+        raise ValueError(f"a duration between 1 s and {MAX_SUPPRESS_DAYS} days, not {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def now_iso():
@@ -119,7 +138,7 @@ def now_iso():
 
 def document(incident):
     """The incidents-index document: the incident with the ECS names Kibana expects."""
-    doc = {k: v for k, v in incident.items() if k not in ("last_offset", "level")}
+    doc = {k: v for k, v in incident.items() if k not in ("offsets", "level")}
     doc["@timestamp"] = incident["last_seen"]
     doc["event"] = {"dataset": incident["source"]}
     doc["log"] = {"level": incident.get("level")}

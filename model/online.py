@@ -155,7 +155,7 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
     """Decide and learn a source's lines in offset order; returns the result documents.
 
     ``lines``: dicts from the scoring agent (``tables.records.SCORED_FIELDS``); ``stats`` and
-    ``memory`` are updated in place.  A line at or below ``stats.last_offset`` is a replay: it is
+    ``memory`` are updated in place.  A line counted before (``Stats.replayed``) is a replay: it is
     decided again but neither counted nor learned twice.  With a ``samples`` list, the slow path's
     training candidates are appended to it as (slot, line): lines that were not flagged and whose
     pattern the source had already produced twice (established normal traffic, never a one-off).
@@ -165,7 +165,7 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
     """
     docs = []
     for line in lines:
-        replay = line["kafka_offset"] <= stats.last_offset
+        replay = stats.replayed(line["kafka_partition"], line["kafka_offset"])
         if not replay:
             rebase(stats, line["model_version"], policy)
         decision = decide(stats, calibration, policy)
@@ -179,7 +179,8 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
         if normal_by:
             is_anomaly = False
         if not replay:
-            stats.add(score, line["kafka_offset"], is_anomaly, in_baseline=not (is_anomaly or normal_by))
+            stats.add(score, line["kafka_offset"], is_anomaly, in_baseline=not (is_anomaly or normal_by),
+                      partition=line["kafka_partition"])
             if policy.learning:
                 if samples is not None and not is_anomaly and seen >= 2 and policy.reservoir_lines:
                     slot = reservoir_slot(line["source"], memory.candidates, policy.reservoir_lines)

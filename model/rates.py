@@ -56,7 +56,7 @@ def roll(state, now, policy, count_of):
         if start != state.burst_window:
             state.n, state.mean, state.m2 = welford(state.n, state.mean, state.m2, count_of(start))
         start += policy.window
-    state.closed_until = current
+    state.closed_until = max(state.closed_until, current)   # a clock that stepped back folds nothing twice
     return state
 
 

@@ -3,10 +3,11 @@
 ``Stats`` keeps, for one source: ``count`` (every line counted), ``anomalies`` (lines
 flagged), Welford's ``n`` / ``mean`` / ``m2`` over the scores of the lines that were *not*
 flagged (a burst of anomalies never enters the baseline, so it cannot raise the threshold
-and hide itself), ``last_offset``: the log-topic offset of the last line it counted, and ``model_version``: the
-model whose scores the baseline holds (model/online.py rebases it when the model changes).  A source's
-lines all live in one log-topic partition, so an offset at or below ``last_offset`` is a
-replay (at-least-once delivery after a crash) and is not counted twice.
+and hide itself), ``offsets``: per log-topic partition the offset of the last line it counted
+(``last_offset``: the last of all), and ``model_version``: the model whose scores the baseline holds
+(model/online.py rebases it when the model changes).  Within a partition a source's lines come in
+offset order, so an offset at or below the partition's last one is a replay (at-least-once
+delivery after a crash) and is not counted twice.
 """
 import math
 
@@ -32,6 +33,16 @@ class Stats(faust.Record, serializer="json"):
     model_version: str = ""
     all_mean: float = 0.0
     all_m2: float = 0.0
+    offsets: dict = None   # log-topic partition -> the last offset counted from it
+
+    def __post_init__(self):
+        self.offsets = {} if self.offsets is None else self.offsets
+
+    def replayed(self, partition, offset):
+        """Whether a line was counted before: a source's lines are in offset order within each
+        log-topic partition (a shipper that does not key records by source spreads a source over
+        several partitions, each with its own offsets)."""
+        return offset <= self.offsets.get(str(partition), -1)
 
     @property
     def std(self):
@@ -41,7 +52,7 @@ class Stats(faust.Record, serializer="json"):
     def all_std(self):
         return math.sqrt(self.all_m2 / self.count) if self.count > 1 else 0.0
 
-    def add(self, value, offset, is_anomaly, in_baseline=None):
+    def add(self, value, offset, is_anomaly, in_baseline=None, partition=0):
         """Count a line (in place); its score joins the baseline only if it was not flagged (or
         ``in_baseline`` says otherwise: a line an operator marked normal is not flagged, but its
         high score stays out of the baseline).  ``all_mean`` / ``all_std`` follow every line's
@@ -52,6 +63,7 @@ class Stats(faust.Record, serializer="json"):
         self.count += 1
         self.anomalies += int(is_anomaly)
         self.last_offset = offset
+        self.offsets[str(partition)] = offset
         return self
 
 

@@ -172,3 +172,27 @@ def test_documents_carry_ecs_names_and_every_field_is_mapped(default_scorer):
     count_line(incident, dict(doc, id="t-0-0"), 3)
     assert flat_keys(document(incident)) <= flatten(INCIDENT_MAPPING), flat_keys(document(incident)) - flatten(
         INCIDENT_MAPPING)
+
+
+def test_odd_times_and_numbers_never_raise():
+    from agents.parsing import parse_log_value
+    from agents.scoring import times
+    from model.eventtime import checked_zone, parse_iso
+
+    assert parse_iso("0001-01-01T00:00:00+01:00") is None and parse_iso("9999-12-31T23:59:59-05:00") is None
+    assert event_time("9999-12-31 23:59:59 x", "America/New_York", REF) is None
+    record, reason, _ = parse_log_value(b'{"source": "s", "line": "x", "n": ' + b"9" * 5000 + b"}")
+    assert record is None and reason == "not_json"
+    record, _, _ = parse_log_value(b'{"source": "s", "line": "x", "ingested_at": "9999-12-31T23:59:59-05:00"}')
+    ingested, stated = times(record, "2026-01-05T12:00:00.000+00:00")
+    assert ingested == "2026-01-05T12:00:00.000+00:00" and stated is None
+    with pytest.raises(ValueError, match="CLOGS_TIMEZONE"):
+        checked_zone("Mars/Olympus_Mons")
+
+
+def test_incident_counts_are_kept_per_log_partition():
+    incident = new_incident("svc", "content", "p1", "2026-01-05T12:00:00.000+00:00")
+    for offset, partition in ((900, 0), (3, 1), (901, 0), (4, 1)):
+        assert count_line(incident, dict(flagged_doc(offset), kafka_partition=partition), 5)
+    assert not count_line(incident, dict(flagged_doc(3), kafka_partition=1), 5)
+    assert incident["count"] == 4 and "offsets" not in document(incident)

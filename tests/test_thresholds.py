@@ -136,3 +136,16 @@ def test_dead_letter_document_keeps_a_preview():
     leaked = dead_letter("undecodable", "bad", value=b"\xff password=hunter2 \xfe")
     assert "hunter2" not in leaked["value_preview"] and "password=" in leaked["value_preview"]
     assert (doc["source_topic"], doc["partition"], doc["offset"]) == ("t", 1, 7)
+
+
+def test_a_source_spread_over_partitions_is_counted_per_partition():
+    """A shipper that does not key records by source spreads a source over several log-topic
+    partitions, each with its own offsets: a low offset of another partition is no replay."""
+    lines = [dict(scored(1.0, offset), kafka_partition=partition)
+             for offset, partition in ((1000, 0), (5, 1), (1001, 0), (6, 1), (7, 1))]
+    stats = Stats()
+    judge_batch(lines, stats, SourceMemory(), CAL, STATIC)
+    assert stats.count == 5 and stats.offsets == {"0": 1001, "1": 7}
+    judge_batch(lines[1:3], stats, SourceMemory(), CAL, STATIC)   # replayed after a crash
+    assert stats.count == 5
+    assert Stats.loads(stats.dumps()).offsets == {"0": 1001, "1": 7}
