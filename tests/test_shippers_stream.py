@@ -50,23 +50,34 @@ def test_shipper_records_stdin_and_a_followed_file_reach_the_index_once(services
         (base / "log-tailed").mkdir(parents=True)
         path = base / "log-tailed" / "app.txt"
         path.write_text("".join(f"first {i}\n" for i in range(20)))
-        follower = follow(names, base, state, 12)
-        time.sleep(4)
+
+        def tailed(n):
+            return wait_for(lambda: len(messages_of(names["index"], "log-tailed")) >= n, timeout=90,
+                            what=f"{n} followed lines indexed")
+
+        def stop(process):   # a clean stop: flush, save the state
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=60)
+            assert process.returncode == 0, out
+
+        follower = follow(names, base, state, 600)
+        tailed(20)
         with open(path, "a") as f:   # appended while followed, the last line unfinished for a while
             f.write("".join(f"appended {i}\n" for i in range(10)) + "half")
             f.flush()
-            time.sleep(1.5)
+            tailed(30)
+            time.sleep(1.0)
             f.write(" a line\n")
-        time.sleep(2)
+        tailed(31)
         path.rename(base / "log-tailed" / "app.txt.1")   # rotated: the old name no longer matches the glob
         path.write_text("".join(f"rotated {i}\n" for i in range(5)))
-        out, _ = follower.communicate(timeout=60)
-        assert follower.returncode == 0, out
+        tailed(36)
+        stop(follower)
         with open(path, "a") as f:   # while no follower runs
             f.write("".join(f"while stopped {i}\n" for i in range(7)))
-        follower = follow(names, base, state, 5)   # resumes from the state file: nothing twice, nothing skipped
-        out, _ = follower.communicate(timeout=60)
-        assert follower.returncode == 0, out
+        follower = follow(names, base, state, 600)   # resumes from the state file: nothing twice, nothing skipped
+        tailed(43)
+        stop(follower)
 
         expected = 3 + 3 + 20 + 10 + 1 + 5 + 7
         wait_for(lambda: es_count(names["index"]) >= expected, timeout=120, what="every record indexed")
