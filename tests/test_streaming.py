@@ -90,7 +90,8 @@ def test_multi_source_stream_is_indexed_once_with_fields_and_thresholds(services
     assert {s: stats[s]["count"] for s in stats} == {f"log-{s}": len(v) for s, v in logs.items()}
     assert worker.stats("/stats/log-openssh/")["log-openssh"]["count"] == 121
     flagged = [d for d in docs.values() if d["is_anomaly"]]
-    alerts = consume_all(names["topic"] + "-anomalies", expected=len(flagged), count_if=lambda a: a["type"] == "line")
+    consume_all(names["topic"] + "-anomalies", expected=len(flagged), count_if=lambda a: a["type"] == "line")
+    alerts = consume_all(names["topic"] + "-anomalies", expected=10 ** 6, timeout=5)   # and what followed them
     assert {a["message"] for a in alerts if a["type"] == "line" and a["message"] == PLANTED} == {PLANTED}
     incidents = {a["incident_id"]: a for a in alerts if a["type"] == "incident"}
     assert {d["incident_id"] for d in flagged} == set(incidents)   # every flagged line belongs to an incident
