@@ -41,7 +41,11 @@ app = faust.App(
     broker_session_timeout=settings.SESSION_TIMEOUT,
     broker_heartbeat_interval=min(3.0, settings.SESSION_TIMEOUT / 4),
     producer_max_request_size=4_000_000,
-    stream_buffer_maxsize=4096,
+    stream_buffer_maxsize=256,   # messages of up to 512 lines wait per stream: bounds memory when one agent lags
+    # Metadata at most 10 s old: a worker whose first assignment came from metadata that did not
+    # list its topics yet ("Ignoring missing topic" on a broker that just made them) rebalances as
+    # soon as they appear, instead of idling until the 5-minute default refresh (issue 9, run 21).
+    consumer_metadata_max_age_ms=10_000,
     autodiscover=False,
     version=1,
 )
