@@ -11,8 +11,8 @@ One place for the worker (Faust's ``broker_credentials``), ``clogs ingest``, ``c
     CLOGS_KAFKA_CERT_FILE / CLOGS_KAFKA_KEY_FILE   a client certificate, when the brokers ask for one
     CLOGS_KAFKA_CHECK_HOSTNAME     1 (default): the certificate must name the host connected to
 
-``diagnose(bootstrap)`` turns a failed connection into one line naming the setting to fix: it
-opens TLS itself to tell an untrusted certificate from refused credentials.
+``diagnose(bootstrap)`` turns a failed connection to a broker that answers into one line naming
+the setting to fix: it opens TLS itself to tell an untrusted certificate from refused credentials.
 """
 import asyncio
 import ssl
@@ -85,8 +85,8 @@ async def diagnose(bootstrap, timeout=5.0):
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
-        return f"nothing answers at {host}:{port} ({exc.__class__.__name__}): check CLOGS_BROKER"
+    except (OSError, asyncio.TimeoutError):
+        return None   # nothing answers: the caller's "cannot reach Kafka ..., start it or check CLOGS_BROKER"
     writer.close()
     if uses_tls():
         try:
