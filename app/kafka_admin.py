@@ -51,9 +51,33 @@ def internal_topics(app_id=None, partitions=None):
     partitions = partitions or settings.PARTITIONS
     names = settings.app_topics(app_id)
     compacted = {"cleanup.policy": "compact"}
-    return {names["scored"]: (partitions, {}), names["results"]: (partitions, {}), names["ticks"]: (partitions, {}),
-            names["feedback"]: (partitions, {}), names["reservoir"]: (partitions, compacted),
-            names["models"]: (1, compacted)}
+    topics = {names["scored"]: (partitions, {}), names["results"]: (partitions, {}), names["ticks"]: (partitions, {}),
+              names["feedback"]: (partitions, {}), names["reservoir"]: (partitions, compacted),
+              names["models"]: (1, compacted)}
+    # the tables' changelogs, as Faust would make them (tables/stats.py): a worker that makes them
+    # itself on a busy broker can write to one before its metadata lists it (PartitionsMismatch)
+    prefix = f"{app_id or settings.APP_ID}-"
+    for table in ("source-stats", "source-memory", "incidents", "source-rate"):
+        topics[f"{prefix}{table}-changelog"] = (partitions, compacted)
+    window_ms = int(settings.RATE_WINDOW * settings.RATE_HISTORY * 1000)
+    topics[f"{prefix}source-line-counts-changelog"] = (partitions, {"cleanup.policy": "compact,delete",
+                                                                    "retention.ms": str(window_ms)})
+    return topics
+
+
+async def wait_until_listed(admin, wanted, timeout=30.0):
+    """Until the broker's metadata lists every topic with its partitions: a topic is created before
+    the broker's metadata shows it (seconds on a busy machine), and a worker started in between is
+    assigned nothing for it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    missing = dict(wanted)
+    while missing and asyncio.get_running_loop().time() < deadline:
+        for topic in await admin.describe_topics(list(missing)):
+            if topic.get("error_code", 1) == 0 and len(topic.get("partitions") or ()) >= missing.get(topic["topic"], 1):
+                missing.pop(topic["topic"], None)
+        if missing:
+            await asyncio.sleep(0.5)
+    return sorted(missing)
 
 
 async def ensure_topics(broker=None, topic=None, app_id=None, partitions=None, recreate=False):
@@ -87,6 +111,9 @@ async def ensure_topics(broker=None, topic=None, app_id=None, partitions=None, r
                     if not recreate:
                         break
                     await asyncio.sleep(0.5)
+        late = await wait_until_listed(admin, {name: count for name, (count, _) in wanted.items()})
+        if late:
+            raise BrokerUnreachable(f"Kafka created but does not list {', '.join(late)} after 30 s; try again")
         return created
     finally:
         await admin.close()
