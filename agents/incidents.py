@@ -23,7 +23,8 @@ from app.documents import incident_document, line_document
 from app.faust_app import anomalies_topic, app, feedback_topic, results_topic, ticks_topic
 from model.eventtime import iso
 from model.incidents import alerting, apply_feedback, count_line, expire, incident_id, new_incident
-from model.rates import RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, window_start
+from model.rates import (RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, usual_rate,
+                         window_start)
 from tables.stats import add_lines, incidents_table, lines_in, rate_table, stats_table
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def _burst(source, state, current, now_s, policy):
     incident.update(last_seen=at, updated_at=at, observed=float(current), expected=round(state.mean, 3),
                     max_score=max(incident["max_score"] or 0.0, current / max(state.mean, 1.0)),
                     summary=f"{current} lines in {policy.window:g} s, usually {state.mean:.1f} "
-                            f"(± {(state.m2 / state.n) ** 0.5 if state.n > 1 else 0.0:.1f})")
+                            f"(± {usual_rate(state)[1]:.1f})")
     incidents_table[iid] = incident
     return incident, new
 
