@@ -58,13 +58,12 @@ Reasons for the dead-letter topic: ``too_large``, ``undecodable``, ``not_json``,
 ``missing_fields``, ``empty_line``.
 """
 import base64
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from app import settings
+from app import jsonio, settings
 
 REQUIRED = ("source", "line")
 DEFAULTS = {"file": "", "line_no": 0, "ingested_at": None, "host": ""}
@@ -93,7 +92,7 @@ def parse_log_value(value, max_bytes=None, headers=None, key=None):
     except UnicodeDecodeError as exc:
         return None, "undecodable", f"not UTF-8: {exc}"
     try:
-        record = json.loads(text)
+        record = jsonio.loads(value)
     except ValueError as exc:   # JSONDecodeError, and numbers past Python's digit limit
         return None, "not_json", str(exc)
     if not isinstance(record, dict):

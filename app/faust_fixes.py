@@ -10,11 +10,15 @@
    resumed flow control, which clears the stream buffers: records delivered during the seek were
    cleared while the consumer counted them as read (the gap that faust-streaming#596 describes).
    Here the seek comes first, the buffers are cleared, and only then are the partitions resumed.
-Pinned to faust-streaming==0.15.3 (setup.cfg); re-check both functions when upgrading.
+3. (Speed, issue 11.)  At ``-l warn`` or above, Faust's worker keeps a terminal spinner that it
+   feeds with *every* log record: it sets the root logger to DEBUG, so each debug call in Faust and
+   aiokafka (one per message sent, among others) builds a record for nothing.  The spinner is off here.
+Pinned to faust-streaming==0.15.3 (setup.cfg); re-check these functions when upgrading.
 """
 import asyncio
 
 from aiokafka.errors import ConsumerStoppedError
+from faust import worker as _worker
 from faust.tables import recovery as _recovery
 from faust.transport.drivers import aiokafka as _driver
 
@@ -72,3 +76,10 @@ async def on_recovery_completed(self, generation_id=0):
 
 _driver.AIOKafkaConsumerThread._fetch_records = _fetch_records
 _recovery.Recovery.on_recovery_completed = on_recovery_completed
+
+
+def _no_spinner(self, logger, level):
+    self.spinner = None
+
+
+_worker.Worker._setup_spinner_handler = _no_spinner

@@ -14,7 +14,6 @@ straight to the dead-letter topic with their reason, so nothing is lost silently
 goes to the log topic.
 """
 import asyncio
-import json
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from agents.parsing import dead_letter
-from app import settings
+from app import jsonio, settings
 from app.follow import Follower, load_state, matching_files, source_of
 from app.kafka_admin import unreachable
 from app.kafka_security import client_options
@@ -70,6 +69,7 @@ class LineSender:
         self.topic = topic or settings.TOPIC
         self.deadletter_topic = f"{self.topic}-deadletter"
         self.batch, self.delay = batch, delay
+        self.paced_from, self.paced = None, 0   # with a delay: one line per delay on average from the first
         self.host = socket.gethostname()
         self.pending = []
         self.summary = {"lines": 0, "bytes": 0, "dead_lettered": {}, "sources": {}, "files": 0}
@@ -83,21 +83,25 @@ class LineSender:
             reason = "too_large" if raw.strip() else "empty_line"
             detail = f"{len(raw)} bytes > {settings.MAX_LINE_BYTES}" if raw.strip() else "empty line"
             doc = dead_letter_doc(reason, detail, source, file, line_no, raw)
-            self.pending.append(await self.producer.send(self.deadletter_topic, json.dumps(doc).encode(),
+            self.pending.append(await self.producer.send(self.deadletter_topic, jsonio.dumps(doc),
                                                          key=source.encode()))
             summary["dead_lettered"][reason] = summary["dead_lettered"].get(reason, 0) + 1
         else:
             record = {"source": source, "file": file, "line_no": line_no,
                       "line": raw.decode("utf-8", errors="replace"),
                       "ingested_at": datetime.now(timezone.utc).isoformat(), "host": self.host}
-            self.pending.append(await self.producer.send(self.topic, json.dumps(record).encode(),
+            self.pending.append(await self.producer.send(self.topic, jsonio.dumps(record),
                                                          key=source.encode()))
             summary["lines"] += 1
             summary["sources"][source] = summary["sources"].get(source, 0) + 1
         if len(self.pending) >= self.batch:
             await self.drain()
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if self.delay:   # paced on a schedule, so a delay of 1/N s gives N lines/s (--rate), however short
+            self.paced += 1
+            self.paced_from = self.paced_from or time.monotonic()
+            wait = self.paced_from + self.paced * self.delay - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def drain(self):
         if self.pending:

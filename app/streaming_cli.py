@@ -41,6 +41,8 @@ def run_ingest(args):
     from app.ingest import default_state_file, ingest, ingest_follow, ingest_stream
     from app.kafka_admin import BrokerUnreachable
 
+    if getattr(args, "rate", 0):
+        args.delay = 1.0 / args.rate
     source_input = getattr(args, "input", None)
     follow = getattr(args, "follow", False) or getattr(args, "follow_for", None) is not None
     if source_input not in (None, "-"):
@@ -333,7 +335,8 @@ def _kafka_flags(p):
 def _ingest_flags(p):
     p.add_argument("--base-dir", default="data/kafka", help="folder holding log-<source>/ folders")
     p.add_argument("--pattern", default="log-*/**/*.txt", help="glob under --base-dir")
-    p.add_argument("--delay", type=float, default=0.0, help="pause between lines in seconds (0 = full speed)")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds between lines, kept on average (0 = full speed)")
+    p.add_argument("--rate", type=float, default=0.0, help="lines per second, kept on average (sets --delay to 1/rate)")
     p.add_argument("--batch", type=int, default=1000, help="lines in flight before waiting for the broker")
 
 

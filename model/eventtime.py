@@ -37,6 +37,19 @@ SHAPES = [
     ("epoch", r"^(?:- )?(?P<e>1[0-9]{9})(?:\.(?P<f>\d+))?\b"),
 ]
 _COMPILED = [(name, re.compile(pattern)) for name, pattern in SHAPES]
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# Cheap necessary conditions (on the scanned head): a shape whose condition fails cannot match, so
+# its search is skipped.  tests/test_eventtime.py checks that the result is the same without them.
+_PRECHECK = {
+    "iso8601": lambda head: "-" in head and ":" in head,
+    "bgl": lambda head: "-" in head and "." in head,
+    "weekday": lambda head: any(day in head for day in _DAYS),
+    "syslog": lambda head: any(month in head for month in MONTHS),
+    "clf": lambda head: "[" in head and "/" in head,
+    "hdfs": lambda head: head[:1].isdigit(),
+    "android": lambda head: head[:1].isdigit(),
+    "epoch": lambda head: head[:1] in ("1", "-"),
+}
 
 
 @lru_cache(maxsize=64)
@@ -52,11 +65,13 @@ def zone_of(name):
         raise ValueError(f"CLOGS_TIMEZONE={name!r} is not a time zone (an IANA name such as Europe/Berlin)") from None
 
 
-def event_time(line, zone="UTC", reference=None):
+def event_time(line, zone="UTC", reference=None, prechecks=True):
     """The line's own timestamp as an aware UTC datetime, or None."""
     head = line[:SCAN_CHARS]
     best = None
     for name, pattern in _COMPILED:
+        if prechecks and not _PRECHECK[name](head):
+            continue
         match = pattern.search(head)
         if match and (best is None or match.start() < best.start()):
             best = match

@@ -14,6 +14,7 @@ capitalised words count bare; a lower-case word counts when it is decorated (bra
 """
 import hashlib
 import re
+from functools import lru_cache
 
 LEVELS = {
     "trace": 0, "debug": 0, "fine": 0, "finer": 0, "finest": 0, "verbose": 0,
@@ -26,7 +27,6 @@ LEVEL_NAMES = {0: "debug", 1: "info", 2: "warning", 3: "error", 4: "fatal"}
 UNKNOWN_LEVEL = -1
 LEVEL_SCAN_TOKENS = 8
 _DECORATED = re.compile(r"^(?:(?:level|severity|lvl)=)?[\[(<{]?([A-Za-z]+)[\])>}]?:?,?$")
-_ALPHA = re.compile(r"^[A-Za-z]+$")
 _EDGE = "[](){}<>:;,.=\"'|"
 
 
@@ -35,7 +35,7 @@ def skeleton(tokens):
     words = []
     for token in tokens:
         word = token.strip(_EDGE)
-        if _ALPHA.match(word):
+        if word.isascii() and word.isalpha():   # ASCII letters only, as ^[A-Za-z]+$
             words.append(word)
     return len(tokens), words
 
@@ -54,17 +54,24 @@ def line_level(tokens):
 def level_at(tokens):
     """(severity, index of the token stating it), or (-1, None)."""
     for index, token in enumerate(tokens[:LEVEL_SCAN_TOKENS]):
-        match = _DECORATED.match(token)
-        if not match:
-            continue
-        word = match.group(1)
-        level = LEVELS.get(word.lower())
-        if level is None:
-            continue
-        decorated = word != token
-        if decorated or word.isupper() or word.istitle():
+        level = token_level(token)
+        if level is not None:
             return level, index
     return UNKNOWN_LEVEL, None
+
+
+@lru_cache(maxsize=50_000)
+def token_level(token):
+    """The severity one token states (``ERROR``, ``[error]``, ``level=warn``...), or None."""
+    match = _DECORATED.match(token)
+    if not match:
+        return None
+    word = match.group(1)
+    level = LEVELS.get(word.lower())
+    if level is None:
+        return None
+    decorated = word != token
+    return level if decorated or word.isupper() or word.istitle() else None
 
 
 def severity_prior(level, prior_at_fatal):

@@ -95,7 +95,7 @@ class Scorer:
         if isinstance(line, bytes):
             line = line.decode("utf-8", errors="replace")
         truncated = len(line) > MAX_LINE_CHARS
-        tokens = self.normaliser.tokenize(line[:MAX_LINE_CHARS])
+        tokens = self.normaliser.tokenize(line[:MAX_LINE_CHARS], limit=self.max_len + 1)
         if len(tokens) > self.max_len:
             tokens, truncated = tokens[: self.max_len], True
         return tokens, truncated

@@ -1,76 +1,190 @@
 #!/usr/bin/env python3
-"""End-to-end throughput of one worker, and how long a restarted worker takes to recover its table.
+"""End-to-end throughput and latency of the workers, and how long a restarted worker takes to recover.
 
 Ingests the sixteen Loghub samples (32,000 lines; ../shared/datasets/loghub, else the six in
-data/loghub) as sixteen sources through one worker into Elasticsearch, on the local services,
-and reports lines/s from the first line sent to the last document indexed.  Then stops the
-worker (SIGTERM), starts it again and times until /stats/ answers with every source's count;
-then the same after SIGKILL.  Uses its own topic, app id and index (bench-*), removed at the end.
-Usage: python scripts/bench_stream.py [--loghub DIR]
+data/loghub) as sixteen sources through the worker(s) into Elasticsearch, on the local services,
+with online learning and the worker's trainer on, as a user runs it.
+
+* Throughput: lines / (first line sent -> every document searchable), polled every half second
+  with a refresh, so the figure includes up to half a second of polling.
+* Latency (with ``--rate``: lines per second, ingest paced): p50 / p99 over the documents of
+  ``indexed_at - ingested_at``: from the ingest's send to the sink's bulk request that indexes it
+  (the request itself, 0.1-0.5 s, and the index refresh, at most 1 s, come on top before a search sees it).
+* Memory: the largest resident set of each worker process (and of its trainer), sampled.
+* Recovery (one worker, unless ``--no-recovery``): the worker is stopped (SIGTERM), started again
+  and timed until /stats/ answers with every source's count; then the same after SIGKILL.
+
+Uses its own topic, app id and index (bench-*), removed at the end.  ``--json FILE`` appends the
+figures as one JSON line (scripts/bench_scaling.py collects them).
+Usage: python scripts/bench_stream.py [--partitions 4] [--workers 1] [--rate 0] [--no-recovery]
 """
 import argparse
+import json
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.streaming_helpers import Worker, es_count, run_cli, wait_for  # noqa: E402
+from tests.streaming_helpers import Worker, es_client, es_count, run_cli, wait_for  # noqa: E402
 from model.data import split_label  # noqa: E402
+
+def write_sources(loghub, folder):
+    """The Loghub samples as log-<source>/<source>.txt (labels stripped); returns {source: lines}."""
+    expected = {}
+    for path in sorted(Path(loghub).glob("*.log")):
+        source = path.name.split("_")[0].lower()
+        lines = path.read_text(errors="replace").splitlines()
+        if source in ("bgl", "thunderbird"):
+            lines = [split_label(line)[1] for line in lines]
+        lines = [line for line in lines if line.strip()]
+        (folder / f"log-{source}").mkdir(parents=True)
+        (folder / f"log-{source}" / f"{source}.txt").write_text("\n".join(lines) + "\n")
+        expected[f"log-{source}"] = len(lines)
+    return expected
+
+
+def latency(index):
+    """(p50, p99) in seconds of indexed_at - ingested_at over the index's documents."""
+    from model.eventtime import parse_iso
+
+    es = es_client()
+    es.indices.refresh(index=index)
+    delays = []
+    page = es.search(index=index, scroll="2m", size=5000, source=["ingested_at", "indexed_at"])
+    while page["hits"]["hits"]:
+        for hit in page["hits"]["hits"]:
+            doc = hit["_source"]
+            delays.append((parse_iso(doc["indexed_at"]) - parse_iso(doc["ingested_at"])).total_seconds())
+        page = es.scroll(scroll_id=page["_scroll_id"], scroll="2m")
+    es.clear_scroll(scroll_id=page["_scroll_id"])
+    delays.sort()
+    return delays[len(delays) // 2], delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+
+
+class MemoryWatch:
+    """Samples the resident memory of the workers' processes (and their children) every half second."""
+
+    def __init__(self, workers):
+        self.workers, self.peak, self.stop = workers, {}, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.5):
+            for i, worker in enumerate(self.workers):
+                for pid, role in processes_of(worker.proc.pid):
+                    key = f"worker{i + 1}" + ("-trainer" if role == "trainer" else "")
+                    self.peak[key] = max(self.peak.get(key, 0), rss_mb(pid))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def processes_of(pid):
+    """The worker process and its children (the trainer): [(pid, "worker" | "trainer")]."""
+    found = [(pid, "worker")]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            if int(text.rsplit(")", 1)[1].split()[1]) != pid:   # the field after the state: the parent
+                continue
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        found.append((int(stat.parent.name), "trainer" if b"app.trainer" in cmd else "worker"))
+    return found
+
+
+def rss_mb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default = ROOT.parent / "shared" / "datasets" / "loghub"
     parser.add_argument("--loghub", default=str(default if default.is_dir() else ROOT / "data" / "loghub"))
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0.0, help="ingest at this many lines/s (0 = as fast as it goes)")
+    parser.add_argument("--no-recovery", action="store_true", help="skip the restart timings")
+    parser.add_argument("--json", help="append the figures to this file as one JSON line")
     args = parser.parse_args()
     tag = str(int(time.time()))
     names = {"topic": f"bench-logs-{tag}", "app_id": f"bench-clogs-{tag}", "index": f"bench-clogs-{tag}"}
     work = Path(tempfile.mkdtemp(prefix="clogs-bench-"))
-    expected = {}
-    for path in sorted(Path(args.loghub).glob("*.log")):
-        source = path.name.split("_")[0].lower()
-        lines = path.read_text(errors="replace").splitlines()
-        if source in ("bgl", "thunderbird"):
-            lines = [split_label(line)[1] for line in lines]
-        lines = [line for line in lines if line.strip()]
-        (work / "logs" / f"log-{source}").mkdir(parents=True)
-        (work / "logs" / f"log-{source}" / f"{source}.txt").write_text("\n".join(lines) + "\n")
-        expected[f"log-{source}"] = len(lines)
+    expected = write_sources(args.loghub, work / "logs")
     total = sum(expected.values())
-    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
-    worker = Worker(names, work / "state", env={"CLOGS_TRAINER": "auto"}).start()  # learning and its trainer on
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", str(args.partitions))
+    workers = [Worker(names, work / f"state{i}", env={"CLOGS_TRAINER": "auto"}, partitions=args.partitions)
+               for i in range(args.workers)]   # learning and its trainer on, as users run it
+    for worker in workers:
+        worker.start(wait=False)
+    for worker in workers:
+        wait_for(worker.healthy, timeout=120, what=f"worker on port {worker.port}")
+    figures = {"lines": total, "sources": len(expected), "partitions": args.partitions, "workers": args.workers,
+               "rate": args.rate}
     try:
-        started = time.monotonic()
-        run_cli("ingest", "--base-dir", str(work / "logs"), "--topic", names["topic"])
-        sent = time.monotonic() - started
-        wait_for(lambda: es_count(names["index"]) >= total, timeout=1200, interval=0.25, what="all lines indexed")
-        seconds = time.monotonic() - started
-        print(f"{total} lines from {len(expected)} sources: ingest {sent:.1f} s, all indexed after {seconds:.1f} s "
-              f"= {total / seconds:,.0f} lines/s end to end (one worker, 4 partitions)")
+        time.sleep(3 if args.workers > 1 else 0)   # let a second worker's rebalance settle first
+        with MemoryWatch(workers) as memory:
+            started = time.time()
+            ingest = ["ingest", "--base-dir", str(work / "logs"), "--topic", names["topic"]]
+            run_cli(*ingest, *(["--rate", str(args.rate)] if args.rate else []), timeout=1800)
+            sent = time.time() - started
+            wait_for(lambda: es_count(names["index"]) >= total, timeout=1200, interval=0.5, what="all lines indexed")
+            seconds = time.time() - started
+        p50, p99 = latency(names["index"])
+        figures.update(ingest_s=round(sent, 2), seconds=round(seconds, 2), lines_per_s=round(total / seconds),
+                       latency_p50_s=round(p50, 3), latency_p99_s=round(p99, 3),
+                       rss_mb={k: round(v) for k, v in sorted(memory.peak.items())})
+        print(f"{total} lines from {len(expected)} sources, {args.partitions} partitions, {args.workers} worker(s)"
+              f"{f', ingest paced at {args.rate:,.0f} lines/s' if args.rate else ''}: ingest {sent:.1f} s, "
+              f"all indexed after {seconds:.1f} s = {total / seconds:,.0f} lines/s end to end")
+        print(f"latency ingest -> sink's bulk request: p50 {p50:.2f} s, p99 {p99:.2f} s")
+        print("largest resident memory: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(memory.peak.items())))
 
         def counts_match():
-            stats = worker.stats()
-            return all(stats.get(s, {}).get("count") == n for s, n in expected.items())
+            merged = {}
+            for worker in workers:
+                merged.update({s: v for s, v in worker.stats().items() if isinstance(v, dict)})
+            return all(merged.get(s, {}).get("count") == n for s, n in expected.items())
 
-        wait_for(counts_match, timeout=120, what="statistics of every source")
-        time.sleep(2.5)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            worker.stop(sig)
-            t0 = time.monotonic()
-            worker.start(wait=False)
-            wait_for(counts_match, timeout=300, interval=0.1, what="recovered statistics")
-            print(f"after {sig.name}: process start to /stats/ with all {len(expected)} sources recovered: "
-                  f"{time.monotonic() - t0:.1f} s")
+        if args.workers == 1 and not args.no_recovery:
+            worker = workers[0]
+            wait_for(counts_match, timeout=120, what="statistics of every source")
+            time.sleep(2.5)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                worker.stop(sig)
+                t0 = time.monotonic()
+                worker.start(wait=False)
+                wait_for(counts_match, timeout=300, interval=0.1, what="recovered statistics")
+                recovered = time.monotonic() - t0
+                figures[f"recovery_{sig.name.lower()}_s"] = round(recovered, 1)
+                print(f"after {sig.name}: process start to /stats/ with all {len(expected)} sources recovered: "
+                      f"{recovered:.1f} s")
+        if args.json:
+            with open(args.json, "a") as out:
+                out.write(json.dumps(figures) + "\n")
     finally:
-        worker.stop(signal.SIGKILL)
-        from agents.elastic import sync_client
-
-        sync_client().indices.delete(index=names["index"], ignore_unavailable=True)
+        for worker in workers:
+            worker.stop(signal.SIGKILL)
+        es = es_client()
+        es.indices.delete(index=names["index"], ignore_unavailable=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

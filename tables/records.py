@@ -57,13 +57,16 @@ class Stats(faust.Record, serializer="json"):
         ``in_baseline`` says otherwise: a line an operator marked normal is not flagged, but its
         high score stays out of the baseline).  ``all_mean`` / ``all_std`` follow every line's
         score (the learning period's own bar)."""
+        # Once per line: the fields are written straight into the instance's __dict__, which is all
+        # a faust.Record field's __set__ does for values of the field's own type (issue 11: the
+        # descriptors took a tenth of the threshold agent's time).
+        fields = self.__dict__
         if (not is_anomaly) if in_baseline is None else in_baseline:
-            self.n, self.mean, self.m2 = welford(self.n, self.mean, self.m2, value)
-        _, self.all_mean, self.all_m2 = welford(self.count, self.all_mean, self.all_m2, value)
-        self.count += 1
-        self.anomalies += int(is_anomaly)
-        self.last_offset = offset
-        self.offsets[str(partition)] = offset
+            fields["n"], fields["mean"], fields["m2"] = welford(self.n, self.mean, self.m2, float(value))
+        _, fields["all_mean"], fields["all_m2"] = welford(self.count, self.all_mean, self.all_m2, float(value))
+        fields["count"] = self.count + 1
+        fields["anomalies"] = self.anomalies + bool(is_anomaly)
+        fields["last_offset"] = fields["offsets"][str(partition)] = int(offset)
         return self
 
 

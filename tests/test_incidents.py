@@ -39,6 +39,24 @@ def test_event_time_uses_the_configured_zone_and_gives_up_cleanly():
     assert event_time("x" * 200 + " 2015-10-18 18:01:48", "UTC", REF) is None   # only the line's head counts
 
 
+def test_event_time_prechecks_change_no_result():
+    """The cheap pre-checks (model/eventtime.py _PRECHECK) only skip shapes that could not match:
+    same times on every Loghub line and on random mixes of timestamp pieces."""
+    import random
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shared = root.parent / "shared" / "datasets" / "loghub"
+    folder = shared if shared.is_dir() else root / "data" / "loghub"
+    lines = [line for path in sorted(folder.glob("*.log")) for line in path.read_text(errors="replace").splitlines()]
+    rng = random.Random(5)
+    pieces = ["2005-06-03", "-15.42.50.675872", " 12:01:01", "T04:05:06Z", "Dec 10 ", "Mon Dec 04 04:47:44 2005",
+              "[10/Oct/2000:13:55:36 -0700]", "081109 203615", "03-17 16:13:38.820", "1117838570", "- ", " ", "x"]
+    lines += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 5))) for _ in range(5000)]
+    for line in lines:
+        assert event_time(line, "Europe/Berlin", REF) == event_time(line, "Europe/Berlin", REF, prechecks=False), line
+
+
 def flagged_doc(offset, line="boom", score=5.0, pattern="p1", at="2026-01-05T12:00:00.000+00:00"):
     return {"id": f"t-0-{offset}", "kafka_offset": offset, "@timestamp": at, "anomaly_score": score,
             "threshold_used": 1.0, "top_tokens": ["boom"], "level": 3, "line": line, "pattern_id": pattern}

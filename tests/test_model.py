@@ -127,3 +127,29 @@ def test_default_checkpoint_is_small_and_scores(default_scorer):
     assert {"mean", "std", "n"} <= set(config["calibration"])
     r = default_scorer.score_line("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186")
     assert r.unknown == 0 and r.score < config["calibration"]["mean"] + 3 * config["calibration"]["std"]
+
+
+@pytest.mark.parametrize("cache_size", [0, 100_000])
+def test_scores_are_those_of_the_model_before_the_speed_work(cache_size):
+    """Issue 11 made scoring faster (token-wise masking, cheaper bookkeeping) without changing a
+    score: the shipped checkpoint gives what commit 5317082 gave on the same lines
+    (tests/data/reference_scores.json: Loghub samples, BGL-like lines, empty, huge and odd lines)."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    reference = json.loads((root / "tests" / "data" / "reference_scores.json").read_text())
+    scorer = Scorer.from_checkpoint(root / "checkpoints", cache_size=cache_size)
+    if scorer.model_version != reference["model_version"]:
+        pytest.fail(f"the shipped checkpoint is {scorer.model_version}, the reference was made with "
+                    f"{reference['model_version']}: make tests/data/reference_scores.json again from the new checkpoint")
+    lines = reference["lines"]
+    results = [r for start in range(0, len(lines), 97) for r in scorer.score_batch(lines[start:start + 97])]
+    for line, got, want in zip(lines, results, reference["results"]):
+        got = asdict(got)
+        got["top_tokens"], got["novel"] = list(got["top_tokens"]), [list(n) for n in got["novel"]]
+        assert math.isclose(got.pop("score"), want.pop("score"), rel_tol=0, abs_tol=1e-5), line
+        assert math.isclose(got.pop("base"), want.pop("base"), rel_tol=0, abs_tol=1e-5), line
+        assert got["top_losses"] == pytest.approx(want.pop("top_losses"), abs=1e-4), line
+        got.pop("top_losses")
+        assert got == want, line

@@ -82,4 +82,34 @@ def test_prefilters_never_change_the_result():
     lines = [line for path in sorted(folder.glob("*.log")) for line in path.read_text(errors="replace").splitlines()]
     lines += ["fe80::1 and 2001:db8:85a3:0:0:8a2e:370:7334", "Mon Dec 04 04:47:44 2005", "blk_-12 /a/b [77]"]
     assert len(lines) > 10_000
-    assert [fast.tokenize(line) for line in lines] == [slow.tokenize(line) for line in lines]
+    expected = [slow.mask(line).split() for line in lines]   # every rule, the whole line at a time
+    assert [fast.tokenize(line) for line in lines] == expected
+    assert [slow.tokenize(line) for line in lines] == expected
+    assert [fast.tokenize(line) for line in lines] == expected   # again, from the token memo
+
+
+def test_tokens_alone_give_the_same_tokens_as_the_whole_line():
+    """The rules applied token by token (model/normalise.py TOKEN_LOCAL) agree with the whole-line
+    path on random text made of the characters the rules care about, odd whitespace included."""
+    import random
+
+    rng = random.Random(7)
+    pieces = list("0123456789abcdefxXAF.:-/[]<>_ ,T+Z") + [" ", "\t", "\xa0", "\u2028", "\x1c", "blk_", "Dec 10 ",
+                                                          "Mon Dec 04 ", "2005-06-03", "12:01:01", "0x", "::", "fe80::1",
+                                                          "1117838570"]
+    n, reference = Normaliser(), Normaliser(prefilters=False)
+    assert len(n._token_rules) == 12 and len(n._line_rules) == 6
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        assert n.tokenize(text) == reference.mask(text).split(), repr(text)
+        assert n.tokenize(text, limit=3) == reference.mask(text).split()[:3]
+
+
+def test_user_rules_keep_their_place():
+    """A rule of the user's placed before the generic ones leaves only those to the token path."""
+    n = Normaliser(rules=[r for r in Normaliser().rules if r[0] != "hex"] + [("ticket", r"JIRA-\d+ x", "<T>")])
+    assert n._token_rules == []   # the last rule is not one of TOKEN_LOCAL: all at line level
+    assert n.tokenize("see JIRA-12 x now 0x1f") == n.mask("see JIRA-12 x now 0x1f").split() == \
+        ["see", "JIRA-<NUM>", "x", "now", "<N>x<N>f"]
+    first = Normaliser(rules=[("ticket", r"JIRA-\d+ x", "<T>")] + Normaliser().rules)
+    assert len(first._token_rules) == 12 and first.tokenize("see JIRA-12 x now") == ["see", "<T>", "now"]
