@@ -10,6 +10,7 @@ in between two micro-batches -- no restart.  The calibration of the last few ver
 that lines scored by the previous model are judged on that model's scale.
 """
 import asyncio
+import gc
 import logging
 import os
 import subprocess
@@ -26,6 +27,14 @@ from app.trainer import latest_model
 from model import CheckpointError, Scorer
 
 log = logging.getLogger(__name__)
+
+
+def tune_gc():
+    """What is loaded by now (Faust, torch, the model) stays for the worker's life: move it out of
+    the collector's way (gc.freeze), and collect the young generation less often (CLOGS_GC_THRESHOLD)."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(max(settings.GC_THRESHOLD, 1), max(middle, 20), old)
 
 
 class ModelService(faust.Service):
@@ -45,12 +54,13 @@ class ModelService(faust.Service):
     async def on_start(self):
         try:
             scorer = Scorer.from_checkpoint(settings.CHECKPOINT_DIR, device=settings.DEVICE,
-                                            threads=settings.TORCH_THREADS)
-        except CheckpointError as exc:
+                                            threads=settings.TORCH_THREADS, precision=settings.SCORER_PRECISION)
+        except (CheckpointError, ValueError) as exc:
             log.critical("clogs worker: %s", exc)
             raise SystemExit(f"clogs worker: {exc}") from None
         self.use(scorer)
         log.info("model %s loaded from %s", scorer.model_version, settings.CHECKPOINT_DIR)
+        tune_gc()
         if settings.LEARNING:
             await self.models_topic.maybe_declare()
             await self.reservoir_topic.maybe_declare()
@@ -126,7 +136,7 @@ class ModelService(faust.Service):
     async def swap_from_bytes(self, payload):
         """Load a published checkpoint off the event loop and make it the current model."""
         scorer = await asyncio.get_running_loop().run_in_executor(
-            self.executor, lambda: Scorer.from_bytes(payload, device=settings.DEVICE))
+            self.executor, lambda: Scorer.from_bytes(payload, device=settings.DEVICE, precision=settings.SCORER_PRECISION))
         if scorer.model_version != self.scorer.model_version:
             old = self.scorer.model_version
             self.use(scorer)

@@ -45,7 +45,7 @@ async def score_lines(stream):
                                                          key=event.message.key)
                 if record is not None:
                     record["ingested_at"], record["event_time"] = times(record, scored_at)
-                    record["line_no"] = int(record["line_no"] or 0)
+                    record["line_no"] = line_number(record["line_no"])
             except (ValueError, TypeError, OverflowError) as exc:
                 record, reason, detail = None, "not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500]
             if record is None:
@@ -66,6 +66,14 @@ async def score_lines(stream):
         for source, lines in by_source.items():
             for chunk in chunks(lines):
                 await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))
+
+
+def line_number(value):
+    """A record's line number as an int that every encoder on the way takes (64 bits)."""
+    number = int(value or 0)
+    if not -2**63 <= number < 2**63:
+        raise OverflowError(f"line_no {str(number)[:30]}... is past 64 bits")
+    return number
 
 
 def chunks(lines):

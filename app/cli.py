@@ -41,7 +41,7 @@ def cmd_evaluate(args):
     from model.online import Policy
 
     try:
-        scorer = Scorer.from_checkpoint(args.checkpoint_dir, device=args.device)
+        scorer = Scorer.from_checkpoint(args.checkpoint_dir, device=args.device, precision=settings.SCORER_PRECISION)
         if args.online:
             policy = Policy(**{**settings.policy_options(), "factor": args.factor, "learning": True})
             result, top = evaluate_online(scorer, args.input, args.out_dir, policy, top=args.top, labels=args.labels,
@@ -74,7 +74,7 @@ def cmd_score(args):
     from model import CheckpointError, Scorer
 
     try:
-        scorer = Scorer.from_checkpoint(args.checkpoint_dir)
+        scorer = Scorer.from_checkpoint(args.checkpoint_dir, precision=settings.SCORER_PRECISION)
     except CheckpointError as exc:
         sys.exit(f"clogs score: {exc}")
     lines = args.line or [line.rstrip("\n") for line in sys.stdin]

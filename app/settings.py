@@ -80,6 +80,12 @@ THRESHOLD = None if THRESHOLD is None else float(THRESHOLD)
 WARMUP_LINES = _env_int("CLOGS_WARMUP_LINES", 200)
 DEVICE = _env("CLOGS_DEVICE", "cpu")
 TORCH_THREADS = _env_int("CLOGS_TORCH_THREADS", 0)  # 0 = torch's default
+# fp32 (exact) or bf16 (the output projection in bfloat16: faster, scores within ~0.01; model/scoring.py)
+SCORER_PRECISION = _env("CLOGS_SCORER_PRECISION", "fp32")
+# The worker's garbage collector: allocations between young collections (Python's default is 700).
+# The worker allocates a dict per line per stage and keeps large long-lived structures (the scoring
+# cache, tables): at the default, collections took a fifth of its time (issue 11).
+GC_THRESHOLD = _env_int("CLOGS_GC_THRESHOLD", 50_000)
 BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 256)
 BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.5)
 MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)

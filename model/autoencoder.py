@@ -40,11 +40,18 @@ class LSTMAutoencoder(nn.Module):
         out, _ = self.decoder(dec_in)
         return out
 
-    def token_losses(self, ids, lengths):
-        """Cross-entropy of each real token, shape (batch, seq); logits only at real positions."""
+    def token_losses(self, ids, lengths, projection_dtype=None):
+        """Cross-entropy of each real token, shape (batch, seq); logits only at real positions.
+        ``projection_dtype`` (e.g. torch.bfloat16): the output projection -- most of the arithmetic --
+        in that type, the cross-entropy still in the model's own (model.scoring, precision "bf16")."""
         hidden = self.forward(ids, lengths)
         mask = ids != PAD_ID
+        real = hidden[mask]
+        if projection_dtype is None:
+            logits = self.output(real)
+        else:
+            logits = F.linear(real.to(projection_dtype), self.output.weight.to(projection_dtype),
+                              self.output.bias.to(projection_dtype)).to(hidden.dtype)
         losses = torch.zeros(ids.shape, dtype=hidden.dtype, device=ids.device)
-        logits = self.output(hidden[mask])
         losses[mask] = F.cross_entropy(logits, ids[mask], reduction="none")
         return losses
