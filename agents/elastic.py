@@ -26,26 +26,28 @@ MAPPING = {
         "event": {"properties": {"dataset": {"type": "keyword"}, "ingested": {"type": "date"}}},
         # clogs' own
         "source": {"type": "keyword"},
-        "line_no": {"type": "long"},
+        # "index": False: kept, sortable and aggregatable (doc values), but no search structure -- for
+        # fields people read and chart but never filter on (less work per document, issue 11)
+        "line_no": {"type": "long", "index": False},
         "ingested_at": {"type": "date"},
-        "scored_at": {"type": "date"},
-        "indexed_at": {"type": "date"},
+        "scored_at": {"type": "date", "index": False},
+        "indexed_at": {"type": "date", "index": False},
         "anomaly_score": {"type": "float"},
-        "model_score": {"type": "float"},
+        "model_score": {"type": "float", "index": False},
         "pattern_id": {"type": "keyword"},
-        "pattern_seen": {"type": "integer"},
+        "pattern_seen": {"type": "integer", "index": False},
         "is_anomaly": {"type": "boolean"},
         "threshold_used": {"type": "float"},
         "mean_score": {"type": "float"},
         "std_score": {"type": "float"},
         "threshold_mode": {"type": "keyword"},
         "top_tokens": {"type": "keyword"},
-        "unknown_tokens": {"type": "integer"},
+        "unknown_tokens": {"type": "integer", "index": False},
         "model_version": {"type": "keyword"},
         "incident_id": {"type": "keyword"},
-        "kafka_topic": {"type": "keyword"},
-        "kafka_partition": {"type": "integer"},
-        "kafka_offset": {"type": "long"},
+        "kafka_topic": {"type": "keyword", "index": False},
+        "kafka_partition": {"type": "integer", "index": False},
+        "kafka_offset": {"type": "long", "index": False},
     },
 }
 INCIDENT_MAPPING = {
@@ -73,7 +75,7 @@ INCIDENT_MAPPING = {
         "examples": {"type": "object", "enabled": False},  # [{doc_id, message, anomaly_score, at}]
     },
 }
-INDEX_SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
+INDEX_SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": settings.ES_REFRESH_INTERVAL}
 
 
 def client_options(url=None):

@@ -56,6 +56,7 @@ ES_API_KEY = _env("CLOGS_ES_API_KEY", None)
 ES_CA_CERTS = _env("CLOGS_ES_CA_CERTS", None)
 INDEX = _env("CLOGS_INDEX", "mozilla-clogs-index")
 ES_BLOCKED_PROBE = _env_float("CLOGS_ES_BLOCKED_PROBE", 15.0)  # seconds between tries while writes are refused
+ES_REFRESH_INTERVAL = _env("CLOGS_ES_REFRESH_INTERVAL", "1s")   # of the indices clogs creates: how soon a line is searchable
 INCIDENTS_INDEX = _env("CLOGS_INCIDENTS_INDEX", INDEX + "-incidents")
 ANOMALIES_ONLY = _env("CLOGS_ANOMALIES_ONLY", "0") not in ("0", "false", "no")
 TIMEZONE = _env("CLOGS_TIMEZONE", "UTC")   # the zone of line timestamps that state none (IANA name)

@@ -40,6 +40,7 @@ def retrain(lines, parent, epochs=6, threads=1, out_dir=None):
     scorer.config.update(parent_version=parent_config.get("model_version"), samples=samples,
                          rehearsed=len(parent.replay),
                          retrain_seconds=round(time.monotonic() - started, 1))
+    scorer.precision = parent.precision   # scored as its parent was (CLOGS_SCORER_PRECISION)
     if out_dir is not None:
         scorer.save(out_dir)
     return scorer

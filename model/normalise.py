@@ -67,7 +67,7 @@ PREFILTERS = {
 # tests/test_normalise.py against the line-at-a-time path (``mask``) on every Loghub sample.
 TOKEN_LOCAL = {"date", "time", "epoch", "ipv6", "ipv4", "block_id", "pid", "hex", "path", "long_id", "number",
                "inner_number"}
-TOKEN_MEMO = 200_000
+TOKEN_MEMO = 50_000   # about 10 MB at most; cleared when full (unique ids fill it, words come back)
 
 
 class Normaliser:

@@ -31,6 +31,7 @@ from .vocab import PAD_ID, UNK_ID
 # "fp32": exact.  "bf16": the output projection over the vocabulary (most of the model's arithmetic) in
 # bfloat16, the LSTMs and the cross-entropy in fp32 -- scores within about 0.01 of fp32 (docs/figures.md).
 PRECISIONS = ("fp32", "bf16")
+PROJECTION_DTYPE = {"fp32": None, "bf16": torch.bfloat16}
 MAX_LINE_CHARS = 64_000  # a longer line is cut before normalisation (a 1 MB line is never a crash)
 TOP_K = 3
 BOS = "<s>"
@@ -71,7 +72,6 @@ class Scorer:
             raise ValueError(f"scoring precision {precision!r} (CLOGS_SCORER_PRECISION): expected one of "
                              f"{', '.join(PRECISIONS)}")
         self.precision = precision
-        self._projection_dtype = torch.bfloat16 if precision == "bf16" else None
         self._cache = OrderedDict()
         self.replay = list(replay or [])  # a sample of its training lines, rehearsed when it is retrained
         if threads:
@@ -159,7 +159,7 @@ class Scorer:
         ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in encoded], dtype=torch.long)
         lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
         losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device),
-                                         self._projection_dtype).cpu().tolist()
+                                         PROJECTION_DTYPE[self.precision]).cpu().tolist()
         results = []
         for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
             n = len(tokens)

@@ -250,7 +250,7 @@ def train_without_bgl(out):
         train(lines, out_dir=folder, max_vocab=3000, progress=False)
         for stale in folder.glob("autoencoder_epoch_*.pth"):
             stale.unlink()
-    return Scorer.from_checkpoint(folder)
+    return Scorer.from_checkpoint(folder, precision=settings.SCORER_PRECISION)
 
 
 def protocol_c(out, policy):
@@ -297,7 +297,7 @@ def main():
     sources = planted_sources(args.seed)
     write_sources(sources, out / "logs")
     if "D" not in args.skip:
-        scorer = Scorer.from_checkpoint(args.checkpoint_dir)
+        scorer = Scorer.from_checkpoint(args.checkpoint_dir, precision=settings.SCORER_PRECISION)
         flags, seconds = offline_flags(scorer, sources, out / "logs", policy, out)
         report["D_offline"] = cold_start_figures(sources, flags)
         peer = cold_start_figures(sources, drain3_flags(sources)) if "peer" not in args.skip else None

@@ -85,6 +85,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--factor", type=float, default=3.0)
+    parser.add_argument("--precision", default="fp32", help="the Scorer's precision at scoring time (fp32, bf16)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_quality.json"))
     args = parser.parse_args()
     raw = DATA.read_text(errors="replace").splitlines()
@@ -96,6 +97,7 @@ def main():
         tr, te = split(seed, len(raw))
         started = time.time()
         scorer = train([content[i] for i in tr if not labels[i]], seed=seed, progress=False)
+        scorer.precision = args.precision
         seconds = time.time() - started
         y = labels[te]
         scores = np.array([r.score for r in scorer.score_batch([content[i] for i in te])])

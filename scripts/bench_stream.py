@@ -15,13 +15,17 @@ with online learning and the worker's trainer on, as a user runs it.
   and timed until /stats/ answers with every source's count; then the same after SIGKILL.
 
 Uses its own topic, app id and index (bench-*), removed at the end.  ``--json FILE`` appends the
-figures as one JSON line (scripts/bench_scaling.py collects them).
+figures as one JSON line (scripts/bench_scaling.py collects them).  ``--profile FILE`` samples the
+(first) worker with py-spy (``pip install py-spy``) while the lines flow and prints where its time
+went, by part (``profile_summary``).
 Usage: python scripts/bench_stream.py [--partitions 4] [--workers 1] [--rate 0] [--no-recovery]
 """
 import argparse
+import collections
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -115,6 +119,38 @@ def rss_mb(pid):
     return 0.0
 
 
+PARTS = [   # (part, substrings of a sampled frame's file), the first that matches the innermost frame
+    ("model: torch", ("torch/", "model/autoencoder")),
+    ("model: masking, scoring bookkeeping", ("model/",)),
+    ("JSON (orjson, json, Faust codecs)", ("json", "faust/serializers", "faust/models")),
+    ("clogs agents and tables", ("agents/", "app/", "tables/")),
+    ("Elasticsearch client, HTTP", ("elasticsearch/", "elastic_transport/", "aiohttp/", "yarl/", "multidict/")),
+    ("aiokafka", ("aiokafka/",)),
+    ("Faust, mode (streams, tables, RocksDB)", ("faust/", "mode/", "rocksdict")),
+    ("asyncio, sockets, selectors", ("asyncio/", "selectors", "socket", "ssl")),
+    ("logging", ("logging/",)),
+]
+
+
+def profile_summary(raw_file):
+    """Share of the worker's sampled time per part (py-spy raw stacks: "frame;frame;... count")."""
+    totals, threads, overall = collections.Counter(), collections.Counter(), 0
+    for line in Path(raw_file).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames, count = stack.split(";"), int(count)
+        overall += count
+        threads["model thread" if any("concurrent/futures/thread.py" in f for f in frames) else
+                "event loop and others"] += count
+        leaf = frames[-1]
+        totals[next((part for part, keys in PARTS if any(k in leaf for k in keys)), "other")] += count
+    lines = [f"profile of the worker ({overall} samples at 100 Hz; "
+             + ", ".join(f"{name} {n / overall:.0%}" for name, n in threads.most_common()) + "):"]
+    lines += [f"  {n / overall:6.1%}  {part}" for part, n in totals.most_common()]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default = ROOT.parent / "shared" / "datasets" / "loghub"
@@ -124,6 +160,7 @@ def main():
     parser.add_argument("--rate", type=float, default=0.0, help="ingest at this many lines/s (0 = as fast as it goes)")
     parser.add_argument("--no-recovery", action="store_true", help="skip the restart timings")
     parser.add_argument("--json", help="append the figures to this file as one JSON line")
+    parser.add_argument("--profile", help="record the worker with py-spy into this file (raw stacks) and summarise")
     args = parser.parse_args()
     tag = str(int(time.time()))
     names = {"topic": f"bench-logs-{tag}", "app_id": f"bench-clogs-{tag}", "index": f"bench-clogs-{tag}"}
@@ -142,12 +179,18 @@ def main():
     try:
         time.sleep(3 if args.workers > 1 else 0)   # let a second worker's rebalance settle first
         with MemoryWatch(workers) as memory:
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(workers[0].proc.pid), "--rate", "100",
+                                    "--nonblocking", "--format", "raw", "-o", args.profile],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None
             started = time.time()
             ingest = ["ingest", "--base-dir", str(work / "logs"), "--topic", names["topic"]]
             run_cli(*ingest, *(["--rate", str(args.rate)] if args.rate else []), timeout=1800)
             sent = time.time() - started
             wait_for(lambda: es_count(names["index"]) >= total, timeout=1200, interval=0.5, what="all lines indexed")
             seconds = time.time() - started
+            if spy:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
         p50, p99 = latency(names["index"])
         figures.update(ingest_s=round(sent, 2), seconds=round(seconds, 2), lines_per_s=round(total / seconds),
                        latency_p50_s=round(p50, 3), latency_p99_s=round(p99, 3),
@@ -177,6 +220,8 @@ def main():
                 figures[f"recovery_{sig.name.lower()}_s"] = round(recovered, 1)
                 print(f"after {sig.name}: process start to /stats/ with all {len(expected)} sources recovered: "
                       f"{recovered:.1f} s")
+        if args.profile:
+            print(profile_summary(args.profile))
         if args.json:
             with open(args.json, "a") as out:
                 out.write(json.dumps(figures) + "\n")

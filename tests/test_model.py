@@ -153,3 +153,18 @@ def test_scores_are_those_of_the_model_before_the_speed_work(cache_size):
         assert got["top_losses"] == pytest.approx(want.pop("top_losses"), abs=1e-4), line
         got.pop("top_losses")
         assert got == want, line
+
+
+def test_bf16_precision_stays_within_its_documented_tolerance():
+    """CLOGS_SCORER_PRECISION=bf16 computes the output projection in bfloat16: scores within 0.03 of
+    fp32 (0.011 at most on the reference lines when measured), and a wrong name is refused by name."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    lines = json.loads((root / "tests" / "data" / "reference_scores.json").read_text())["lines"]
+    exact = Scorer.from_checkpoint(root / "checkpoints", cache_size=0)
+    fast = Scorer.from_checkpoint(root / "checkpoints", cache_size=0, precision="bf16")
+    diffs = [abs(a.score - b.score) for a, b in zip(exact.score_batch(lines), fast.score_batch(lines))]
+    assert max(diffs) < 0.03 and sorted(diffs)[len(diffs) // 2] < 0.003
+    with pytest.raises(ValueError, match="CLOGS_SCORER_PRECISION"):
+        Scorer.from_checkpoint(root / "checkpoints", precision="fp8")
