@@ -17,10 +17,12 @@ Inference sorts a batch by length and pads each chunk only to its longest line; 
 the same as with fixed-length padding (tests/test_model.py).  Lines repeat a lot once
 normalised, so results are cached by token sequence (LRU, ``cache_size``; 0 disables it).
 """
+import heapq
 import math
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 
 import torch
 
@@ -212,11 +214,15 @@ def content_score(base, n, novel):
 
 def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
     """The k tokens that explain a score: never-seen tokens first (by penalty), then by loss."""
-    best, novel = {}, {tokens[i] for i in unknown}
+    best = {}
     for token, loss in zip(tokens, losses):
         if loss > best.get(token, -1.0):
             best[token] = loss
-    top = sorted(best.items(), key=lambda kv: (kv[0] not in novel, -kv[1]))[:k]
+    if unknown:
+        novel = {tokens[i] for i in unknown}
+        top = sorted(best.items(), key=lambda kv: (kv[0] not in novel, -kv[1]))[:k]
+    else:   # the same order (a stable sort by loss, highest first), without a Python key per token
+        top = heapq.nlargest(k, best.items(), key=itemgetter(1))
     return [t for t, _ in top], [round(loss, 4) for _, loss in top]
 
 
