@@ -77,6 +77,42 @@ def services():
 
 @pytest.fixture
 def names():
-    """Unique topic / app id / index names for one test."""
+    """Unique topic / app id / index names for one test; its topics and indices are deleted after it.
+
+    (Left behind, they piled up across runs of the suite on one broker: after 17 runs in a row
+    Kafka held 12,000 partitions and ran out of its 512 MB heap while starting -- issue 9.)"""
     tag = uuid.uuid4().hex[:10]
-    return {"topic": f"test-logs-{tag}", "app_id": f"test-clogs-{tag}", "index": f"test-clogs-{tag}", "tag": tag}
+    names = {"topic": f"test-logs-{tag}", "app_id": f"test-clogs-{tag}", "index": f"test-clogs-{tag}", "tag": tag}
+    yield names
+    remove_leftovers(names)
+
+
+def remove_leftovers(names):
+    """Delete a test's Kafka topics (log topic and derived ones, the app's internal topics) and its
+    Elasticsearch indices on the configured services; best effort, quiet when they are gone."""
+    import asyncio
+
+    async def delete_topics():
+        from app.kafka_admin import admin_client
+
+        admin = await admin_client(timeout=5.0)
+        try:
+            doomed = [t for t in await admin.list_topics() if t.startswith((names["topic"], names["app_id"] + "-"))]
+            if doomed:
+                await admin.delete_topics(doomed)
+        finally:
+            await admin.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(delete_topics(), 20))
+    except Exception:   # noqa: BLE001 -- services down (or private ones, already stopped): nothing to clean
+        pass
+    try:
+        from agents.elastic import sync_client
+
+        es = sync_client().options(request_timeout=10)
+        found = list(es.indices.get(index=f"{names['index']}*", allow_no_indices=True, ignore_unavailable=True))
+        if found:   # by name: Elasticsearch 8 refuses to delete by wildcard (action.destructive_requires_name)
+            es.indices.delete(index=",".join(found))
+    except Exception:   # noqa: BLE001
+        pass
