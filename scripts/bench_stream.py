@@ -179,7 +179,8 @@ def main():
     try:
         time.sleep(3 if args.workers > 1 else 0)   # let a second worker's rebalance settle first
         with MemoryWatch(workers) as memory:
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(workers[0].proc.pid), "--rate", "100",
+            spy_bin = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            spy = subprocess.Popen([spy_bin, "record", "--pid", str(workers[0].proc.pid), "--rate", "100",
                                     "--nonblocking", "--format", "raw", "-o", args.profile],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None
             started = time.time()
