@@ -39,7 +39,7 @@ SHAPES = [
 _COMPILED = [(name, re.compile(pattern)) for name, pattern in SHAPES]
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # Cheap necessary conditions (on the scanned head): a shape whose condition fails cannot match, so
-# its search is skipped.  tests/test_eventtime.py checks that the result is the same without them.
+# its search is skipped.  tests/test_incidents.py checks that the result is the same without them.
 _PRECHECK = {
     "iso8601": lambda head: "-" in head and ":" in head,
     "bgl": lambda head: "-" in head and "." in head,
