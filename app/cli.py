@@ -26,7 +26,8 @@ def cmd_train(args):
         scorer = train([line for line, _ in items], out_dir=args.out, normaliser=normaliser, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, max_len=args.max_len, seed=args.seed,
                        val_fraction=args.val_fraction, device=args.device, hidden_dim=args.hidden_dim,
-                       embed_dim=args.embed_dim, latent_dim=args.latent_dim, max_vocab=args.max_vocab)
+                       embed_dim=args.embed_dim, latent_dim=args.latent_dim, max_vocab=args.max_vocab,
+                       output_classes=args.output_classes)
     except (ValueError, RuntimeError) as exc:
         sys.exit(f"clogs train: {exc}")
     cal = scorer.calibration
@@ -100,6 +101,9 @@ def add_model_commands(sub):
     p.add_argument("--hidden-dim", type=int, default=64)
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--max-vocab", type=int, default=5000)
+    p.add_argument("--output-classes", type=int, default=0,
+                   help="0: one softmax over the vocabulary; C > 0: a class-factored output of C classes "
+                        "(about the square root of the vocabulary size): a fraction of the arithmetic at scoring time")
     p.add_argument("--rules", help="JSON file of normaliser rules to add or override")
     p.set_defaults(func=cmd_train)
 

@@ -4,7 +4,15 @@ The encoder's state at each line's last real token is the line's code, so paddin
 line never changes its code; the decoder reads the latent vector at every step and is causal,
 so its output at a real position does not depend on padding either.  ``token_losses``
 returns the cross-entropy at every real position (0 at padding), the basis of all scores.
+
+The output over the vocabulary is either one softmax (``output_classes=0``, the shipped model)
+or class-factored (``output_classes=C``): P(token | h) = P(class | h) * P(token | its class, h),
+the vocabulary cut in C classes of equal size in frequency order.  A token's loss then needs
+C + |V|/C logits instead of |V| -- about 17x fewer for C = 32 and |V| = 1,178 -- which is most
+of the model's arithmetic at scoring time (docs/figures.md, issue 11).
 """
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -13,15 +21,18 @@ from .vocab import PAD_ID
 
 
 class LSTMAutoencoder(nn.Module):
-    def __init__(self, vocab_size, embed_dim=64, hidden_dim=128, latent_dim=32, num_layers=1):
+    def __init__(self, vocab_size, embed_dim=64, hidden_dim=128, latent_dim=32, num_layers=1, output_classes=0):
         super().__init__()
         self.hparams = dict(vocab_size=vocab_size, embed_dim=embed_dim, hidden_dim=hidden_dim,
                             latent_dim=latent_dim, num_layers=num_layers)
+        if output_classes:   # only then, so a full-softmax model's hparams stay as they always were
+            self.hparams["output_classes"] = output_classes
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.encoder = nn.LSTM(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.to_latent = nn.Linear(hidden_dim, latent_dim)
         self.decoder = nn.LSTM(latent_dim + embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
-        self.output = nn.Linear(hidden_dim, vocab_size)
+        self.output = (ClassFactoredOutput(hidden_dim, vocab_size, output_classes) if output_classes
+                       else nn.Linear(hidden_dim, vocab_size))
         # the decoder sees the latent code plus a learned position embedding at every step,
         # never the input tokens themselves (no teacher forcing: it must reconstruct)
         self.position = nn.Embedding(512, embed_dim)
@@ -47,11 +58,59 @@ class LSTMAutoencoder(nn.Module):
         hidden = self.forward(ids, lengths)
         mask = ids != PAD_ID
         real = hidden[mask]
-        if projection_dtype is None:
-            logits = self.output(real)
-        else:
-            logits = F.linear(real.to(projection_dtype), self.output.weight.to(projection_dtype),
-                              self.output.bias.to(projection_dtype)).to(hidden.dtype)
         losses = torch.zeros(ids.shape, dtype=hidden.dtype, device=ids.device)
-        losses[mask] = F.cross_entropy(logits, ids[mask], reduction="none")
+        if isinstance(self.output, ClassFactoredOutput):
+            losses[mask] = self.output.losses(real, ids[mask], projection_dtype)
+        else:
+            losses[mask] = F.cross_entropy(project(real, self.output, projection_dtype), ids[mask], reduction="none")
         return losses
+
+
+def project(hidden, layer, dtype=None, rows=None):
+    """``layer`` (nn.Linear) applied to ``hidden``, optionally to its first ``rows`` outputs only, in
+    ``dtype`` if given (the result back in hidden's own type)."""
+    weight, bias = layer.weight, layer.bias
+    if rows is not None:
+        weight, bias = weight[:rows], bias[:rows]
+    if dtype is None:
+        return F.linear(hidden, weight, bias)
+    return F.linear(hidden.to(dtype), weight.to(dtype), bias.to(dtype)).to(hidden.dtype)
+
+
+class ClassFactoredOutput(nn.Module):
+    """-log P(token | h) = -log P(class | h) - log P(token | class, h).
+
+    Token id i (ids are in frequency order, most frequent first) is in class i // size, at slot
+    i % size, with size = ceil(|V| / classes): the first class holds the commonest tokens.  The
+    within-class logits come from one linear layer of classes x size outputs, of which only the
+    target's class is computed for each position (positions are grouped by class, one small
+    matrix product per class present).
+    """
+
+    def __init__(self, hidden_dim, vocab_size, classes):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.size = math.ceil(vocab_size / classes)
+        self.n_classes = math.ceil(vocab_size / self.size)
+        self.classes = nn.Linear(hidden_dim, self.n_classes)
+        self.words = nn.ModuleList(nn.Linear(hidden_dim, self.width(c)) for c in range(self.n_classes))
+
+    def width(self, c):
+        """Tokens in class c (the last one may be short)."""
+        return min(self.size, self.vocab_size - c * self.size)
+
+    def losses(self, hidden, targets, dtype=None):
+        """Cross-entropy of each target under the factored softmax, shape (positions,)."""
+        cls = torch.div(targets, self.size, rounding_mode="floor")
+        slot = targets - cls * self.size
+        loss = F.cross_entropy(project(hidden, self.classes, dtype), cls, reduction="none")
+        order = torch.argsort(cls, stable=True)
+        pieces, start = [], 0
+        for c, n in enumerate(torch.bincount(cls, minlength=self.n_classes).tolist()):
+            if n:
+                at = order[start:start + n]
+                pieces.append(F.cross_entropy(project(hidden[at], self.words[c], dtype), slot[at], reduction="none"))
+                start += n
+        within = torch.empty_like(loss)
+        within[order] = torch.cat(pieces)
+        return loss + within

@@ -21,7 +21,7 @@ from .normalise import Normaliser
 from .train import DEFAULTS, train
 
 KEPT = ("batch_size", "lr", "max_len", "seed", "val_fraction", "embed_dim", "hidden_dim", "latent_dim", "min_freq",
-        "max_vocab", "patience", "severity_prior")
+        "max_vocab", "patience", "severity_prior", "output_classes")
 
 
 def retrain(lines, parent, epochs=6, threads=1, out_dir=None):

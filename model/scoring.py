@@ -21,6 +21,8 @@ import heapq
 import math
 import tempfile
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
@@ -141,27 +143,51 @@ class Scorer:
     def score_line(self, line):
         return self.score_batch([line])[0]
 
-    @torch.inference_mode()
     def _score_tokens(self, token_lists):
-        """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest."""
+        """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest.
+        With several chunks the model runs one chunk ahead in a helper thread (torch releases the
+        GIL), so the Python bookkeeping of a chunk overlaps the arithmetic of the next."""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+        chunks = [order[start:start + self.chunk_size] for start in range(0, len(order), self.chunk_size)]
         out = [None] * len(token_lists)
-        for start in range(0, len(order), self.chunk_size):
-            idx = order[start:start + self.chunk_size]
-            chunk = [token_lists[i] for i in idx]
-            for i, result in zip(idx, self.score_tokens_padded(chunk)):
+        if len(chunks) == 1:
+            for i, result in zip(chunks[0], self.score_tokens_padded([token_lists[i] for i in chunks[0]])):
                 out[i] = result
+            return out
+        with ThreadPoolExecutor(1, thread_name_prefix="clogs-model") as pool:
+            encoded, ids, lengths = self._encode([token_lists[i] for i in chunks[0]])
+            pending = pool.submit(self._losses, ids, lengths)
+            for k, idx in enumerate(chunks):
+                current, upcoming = encoded, chunks[k + 1] if k + 1 < len(chunks) else None
+                if upcoming:   # encoded while the model works on chunk k
+                    encoded, ids, lengths = self._encode([token_lists[i] for i in upcoming])
+                losses = pending.result()
+                if upcoming:   # the model works on chunk k + 1 while chunk k is explained
+                    pending = pool.submit(self._losses, ids, lengths)
+                for i, result in zip(idx, self._explain([token_lists[i] for i in idx], current, losses)):
+                    out[i] = result
         return out
 
-    @torch.inference_mode()
     def score_tokens_padded(self, token_lists, pad_to=None):
         """Score token lists in one forward pass, padded to ``pad_to`` or to the longest."""
+        encoded, ids, lengths = self._encode(token_lists, pad_to)
+        return self._explain(token_lists, encoded, self._losses(ids, lengths))
+
+    def _encode(self, token_lists, pad_to=None):
+        """(ids per list, padded id tensor, length tensor)."""
         width = pad_to or max(len(t) for t in token_lists)
         encoded = [self.vocab.encode(tokens) for tokens in token_lists]
         ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in encoded], dtype=torch.long)
-        lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
-        losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device),
-                                         PROJECTION_DTYPE[self.precision]).cpu().tolist()
+        return encoded, ids, torch.tensor([len(t) for t in token_lists], dtype=torch.long)
+
+    @torch.inference_mode()   # per thread: the helper thread enters it here
+    def _losses(self, ids, lengths):
+        """The model's per-token losses as lists (padding included)."""
+        return self.model.token_losses(ids.to(self.device), lengths.to(self.device),
+                                       PROJECTION_DTYPE[self.precision]).cpu().tolist()
+
+    def _explain(self, token_lists, encoded, losses):
+        """LineScores from the per-token losses: novelty penalties, score, top tokens, pattern, level."""
         results = []
         for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
             n = len(tokens)

@@ -26,7 +26,8 @@ from .vocab import PAD_ID, Vocabulary
 
 REPLAY_LINES = 2000  # training lines kept in the checkpoint, rehearsed by every retrain (model/continual.py)
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, max_len=64, seed=1, val_fraction=0.1, embed_dim=32,
-                hidden_dim=64, latent_dim=32, min_freq=1, max_vocab=5000, patience=3, severity_prior=2.0)
+                hidden_dim=64, latent_dim=32, min_freq=1, max_vocab=5000, patience=3, severity_prior=2.0,
+                output_classes=0)
 
 
 def set_seed(seed):
@@ -65,6 +66,8 @@ def train(lines, out_dir=None, normaliser=None, progress=True, **options):
     """Train on ``lines`` (str); returns a ready Scorer and writes a checkpoint if out_dir."""
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     device = pick_device(opts.pop("device", "cpu"))
+    if opts["output_classes"] < 0:
+        raise ValueError(f"output_classes {opts['output_classes']}: 0 (one softmax) or a number of classes")
     set_seed(opts["seed"])
     normaliser = normaliser or Normaliser()
     token_lists = [normaliser.tokenize(line)[: opts["max_len"]] for line in lines]
@@ -78,7 +81,8 @@ def train(lines, out_dir=None, normaliser=None, progress=True, **options):
     val_idx, train_idx = order[:n_val], order[n_val:]
     train_tokens = [token_lists[i] for i in sorted(train_idx)]
     vocab = Vocabulary.build(train_tokens, min_freq=opts["min_freq"], max_size=opts["max_vocab"])
-    model = LSTMAutoencoder(len(vocab), opts["embed_dim"], opts["hidden_dim"], opts["latent_dim"]).to(device)
+    model = LSTMAutoencoder(len(vocab), opts["embed_dim"], opts["hidden_dim"], opts["latent_dim"],
+                            output_classes=opts["output_classes"]).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=opts["lr"])
     encoded_train = [vocab.encode(t) for t in train_tokens]
     encoded_val = [vocab.encode(token_lists[i]) for i in val_idx]
@@ -119,7 +123,8 @@ def train(lines, out_dir=None, normaliser=None, progress=True, **options):
     model.eval()
     config = {
         "max_len": opts["max_len"],
-        "hyperparameters": {k: opts[k] for k in DEFAULTS},
+        # output_classes only when set: a full-softmax model's hyperparameters (and version) as before
+        "hyperparameters": {k: opts[k] for k in DEFAULTS if k != "output_classes" or opts[k]},
         "device": device,
         "normaliser_rules_version": RULES_VERSION,
         "normaliser_rules": normaliser.to_json(),

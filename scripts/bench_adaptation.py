@@ -12,7 +12,7 @@ C  online BGL: ``evaluate --online`` over BGL_2k in file order from a checkpoint
    BGL (trained here on the other five shipped samples): ROC-AUC, F1 at the product's decisions.
 B  offline chronological: train on the normal lines of the first 50/60/70 % of BGL_2k, score the
    rest with the static model: ROC-AUC, best F1, F1 at the automatic threshold.
-Usage: python scripts/bench_adaptation.py [--stream] [--out out/bench_adaptation]
+Usage: python scripts/bench_adaptation.py [--stream] [--output-classes C --checkpoint-dir DIR] [--out out/bench_adaptation]
 """
 import argparse
 import json
@@ -238,37 +238,38 @@ def latency_figures(latencies, windows):
     return out
 
 
-def train_without_bgl(out):
+def train_without_bgl(out, output_classes=0):
     """A checkpoint that never saw BGL: the other five shipped samples (cached in out)."""
     from model.train import train
 
-    folder = Path(out) / "checkpoint-no-bgl"
+    folder = Path(out) / f"checkpoint-no-bgl{f'-{output_classes}-classes' if output_classes else ''}"
     if not (folder / "config.json").is_file():
         lines = []
         for name in ("HDFS_2k.log", "OpenSSH_2k.log", "Zookeeper_2k.log", "Apache_2k.log", "Linux_2k.log"):
             lines += [line for _, line, _ in read_lines(ROOT / "data" / "loghub" / name)]
-        train(lines, out_dir=folder, max_vocab=3000, progress=False)
+        train(lines, out_dir=folder, max_vocab=3000, progress=False, output_classes=output_classes)
         for stale in folder.glob("autoencoder_epoch_*.pth"):
             stale.unlink()
     return Scorer.from_checkpoint(folder, precision=settings.SCORER_PRECISION)
 
 
-def protocol_c(out, policy):
-    scorer = train_without_bgl(out)
+def protocol_c(out, policy, output_classes=0):
+    scorer = train_without_bgl(out, output_classes)
     result, _ = evaluate_online(scorer, LOGHUB / "BGL_2k.log", Path(out) / "protocol-c", policy, labels="loghub",
                                 progress=False)
     return {k: result[k] for k in ("roc_auc", "roc_auc_second_half", "pr_auc", "best_f1", "precision", "recall",
                                    "f1", "n_anomalies", "n_labelled_anomalies")}
 
 
-def protocol_b():
+def protocol_b(output_classes=0):
     from model.train import train
 
     rows = [(line, label != "-") for _, line, label in read_lines(LOGHUB / "BGL_2k.log", labels="loghub")]
     out = {}
     for cut in (0.5, 0.6, 0.7):
         k = int(len(rows) * cut)
-        scorer = train([line for line, bad in rows[:k] if not bad], progress=False, max_vocab=3000)
+        scorer = train([line for line, bad in rows[:k] if not bad], progress=False, max_vocab=3000,
+                       output_classes=output_classes)
         y = np.array([bad for _, bad in rows[k:]])
         scores = np.array([r.score for r in scorer.score_batch([line for line, _ in rows[k:]])])
         threshold = scorer.calibration["mean"] + settings.FACTOR * scorer.calibration["std"]
@@ -283,6 +284,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "out" / "bench_adaptation"))
     parser.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
     parser.add_argument("--seed", type=int, default=0, help="which lines are planted where")
+    parser.add_argument("--output-classes", type=int, default=0, help="protocols B and C train class-factored "
+                        "models (clogs train --output-classes); give D such a checkpoint with --checkpoint-dir")
     parser.add_argument("--skip", nargs="*", default=[], choices=["B", "C", "D", "peer"])
     parser.add_argument("--stream", action="store_true", help="also protocol D through Kafka -> worker -> "
                         "Elasticsearch on the local services (scripts/services up)")
@@ -317,11 +320,11 @@ def main():
                                                          for k, v in report["stream_latency"].items()))
         print(f"documents per model version: {versions}")
     if "C" not in args.skip:
-        report["C"] = protocol_c(out, policy)
+        report["C"] = protocol_c(out, policy, args.output_classes)
         print(f"\nProtocol C (BGL_2k online from a checkpoint without BGL): "
               + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in report["C"].items()))
     if "B" not in args.skip:
-        report["B"] = protocol_b()
+        report["B"] = protocol_b(args.output_classes)
         print("\nProtocol B (BGL_2k offline chronological):")
         for cut, row in report["B"].items():
             print(f"  {cut}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))

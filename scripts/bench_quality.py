@@ -5,7 +5,7 @@ For each seed: shuffle the 2,000 line indices with numpy.random.RandomState(seed
 normal lines of the first half, score the second half.  Reports ROC-AUC, PR-AUC, precision /
 recall / F1 at the product's own threshold (mean + 3 x std of the checkpoint's calibration
 statistics) and the best F1, beside token rarity, PCA and IsolationForest on the same splits.
-Usage: python scripts/bench_quality.py [--seeds 1 2 3 4 5] [--out docs/bench_quality.json]
+Usage: python scripts/bench_quality.py [--seeds 1 2 3 4 5] [--output-classes C] [--out docs/bench_quality.json]
 """
 import argparse
 import json
@@ -86,6 +86,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--factor", type=float, default=3.0)
     parser.add_argument("--precision", default="fp32", help="the Scorer's precision at scoring time (fp32, bf16)")
+    parser.add_argument("--output-classes", type=int, default=0,
+                        help="train class-factored models (clogs train --output-classes); 0 = one softmax")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_quality.json"))
     args = parser.parse_args()
     raw = DATA.read_text(errors="replace").splitlines()
@@ -96,7 +98,8 @@ def main():
     for seed in args.seeds:
         tr, te = split(seed, len(raw))
         started = time.time()
-        scorer = train([content[i] for i in tr if not labels[i]], seed=seed, progress=False)
+        scorer = train([content[i] for i in tr if not labels[i]], seed=seed, progress=False,
+                       output_classes=args.output_classes)
         scorer.precision = args.precision
         seconds = time.time() - started
         y = labels[te]

@@ -79,7 +79,8 @@ def main():
     cached_rate = rate(lambda ls: [cached.score_batch(ls[i:i + args.batch]) for i in range(0, len(ls), args.batch)], real)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, vocabulary {len(scorer.vocab)}, "
-          f"max_len {scorer.max_len}, precision {scorer.precision}, chunks of {scorer.chunk_size}")
+          f"max_len {scorer.max_len}, precision {scorer.precision}, chunks of {scorer.chunk_size}, output: "
+          + (f"{classes} classes" if (classes := scorer.model.hparams.get("output_classes")) else "one softmax"))
     print(f"score_batch (batch {args.batch}, cache off, {args.lines} BGL-like lines, {distinct} distinct after "
           f"normalisation): {batch_rate:,.0f} lines/s")
     print(f"one line per call ({args.single} lines, same run):                 {single_rate:,.0f} lines/s")

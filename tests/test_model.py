@@ -168,3 +168,65 @@ def test_bf16_precision_stays_within_its_documented_tolerance():
     assert max(diffs) < 0.03 and sorted(diffs)[len(diffs) // 2] < 0.003
     with pytest.raises(ValueError, match="CLOGS_SCORER_PRECISION"):
         Scorer.from_checkpoint(root / "checkpoints", precision="fp8")
+
+
+def test_class_factored_output_is_a_proper_distribution_and_its_losses_match_it():
+    """output_classes=C: -log P(class | h) - log P(token | class, h), with P summing to 1 over the
+    whole vocabulary; the grouped computation gives the same losses as the formula, per position."""
+    from torch.nn import functional as F
+
+    from model.autoencoder import LSTMAutoencoder
+
+    torch.manual_seed(0)
+    model = LSTMAutoencoder(100, embed_dim=8, hidden_dim=16, latent_dim=8, output_classes=7)
+    out = model.output
+    assert (out.size, out.n_classes) == (15, 7) and [out.width(c) for c in range(7)] == [15] * 6 + [10]
+    hidden, targets = torch.randn(60, 16), torch.randint(0, 100, (60,))
+    log_class = F.log_softmax(out.classes(hidden), dim=1)
+    full = torch.cat([log_class[:, c:c + 1] + F.log_softmax(out.words[c](hidden), dim=1) for c in range(7)], dim=1)
+    assert full.shape == (60, 100)
+    assert torch.allclose(full.exp().sum(dim=1), torch.ones(60), atol=1e-5)
+    want = -full[torch.arange(60), targets]
+    assert torch.allclose(out.losses(hidden, targets), want, atol=1e-5)
+    ids = torch.randint(2, 100, (3, 6))
+    ids[0, 4:] = 0
+    losses = model.token_losses(ids, (ids != 0).sum(dim=1))
+    assert losses.shape == (3, 6) and (losses[0, 4:] == 0).all() and (losses[:, :4] > 0).all()
+    losses.sum().backward()
+    assert all(layer.weight.grad is not None for layer in out.words if layer.out_features)
+
+
+def test_a_class_factored_model_trains_saves_and_retrains_as_one(tmp_path, bgl):
+    """`clogs train --output-classes C`: the checkpoint keeps its output type, a retrain (model/continual)
+    keeps it too, and a model trained without it keeps its hyperparameters (and version) as before."""
+    from model.continual import retrain
+
+    lines = [line for line, bad in bgl[:400] if not bad]
+    scorer = train(lines, epochs=4, seed=1, progress=False, output_classes=8, out_dir=tmp_path / "ck")
+    assert scorer.model.hparams["output_classes"] == 8 and scorer.config["hyperparameters"]["output_classes"] == 8
+    losses = [h["train_loss"] for h in scorer.config["history"]]
+    assert losses[-1] < losses[0] * 0.7, losses
+    loaded = Scorer.from_checkpoint(tmp_path / "ck")
+    line = "RAS KERNEL INFO instruction cache parity error corrected"
+    assert loaded.score_line(line).score == pytest.approx(scorer.score_line(line).score, abs=1e-6)
+    child = retrain(lines[:100], loaded, epochs=1)
+    assert child.model.hparams["output_classes"] == 8
+    plain = train(lines[:50], epochs=1, seed=1, progress=False)
+    assert "output_classes" not in plain.model.hparams and "output_classes" not in plain.config["hyperparameters"]
+    with pytest.raises(ValueError, match="output_classes -1"):
+        train(lines[:50], epochs=1, progress=False, output_classes=-1)
+
+
+def test_chunks_scored_ahead_in_a_helper_thread_give_the_same_results(default_scorer, bgl):
+    """With several chunks the model runs one chunk ahead in a helper thread; results are the same,
+    in order, as scoring everything as one chunk."""
+    lines = [line for line, _ in bgl[:300]] + ["", "zzqx unseen words here"]
+    one = Scorer(default_scorer.model, default_scorer.vocab, default_scorer.normaliser, default_scorer.config,
+                 cache_size=0, chunk_size=1000)
+    many = Scorer(default_scorer.model, default_scorer.vocab, default_scorer.normaliser, default_scorer.config,
+                  cache_size=0, chunk_size=16)
+    want, got = one.score_batch(lines), many.score_batch(lines)
+    assert len(got) == len(lines) and got[300].tokens == 0
+    for a, b in zip(want, got):
+        assert a.score == pytest.approx(b.score, abs=1e-5) and a.top_tokens == b.top_tokens
+        assert (a.pattern, a.level, a.novel) == (b.pattern, b.level, b.novel)
