@@ -21,8 +21,6 @@ import heapq
 import math
 import tempfile
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
@@ -145,27 +143,13 @@ class Scorer:
 
     def _score_tokens(self, token_lists):
         """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest.
-        With several chunks the model runs one chunk ahead in a helper thread (torch releases the
-        GIL), so the Python bookkeeping of a chunk overlaps the arithmetic of the next."""
+        (Running the model one chunk ahead in a helper thread was measured slower: docs/figures.md.)"""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
-        chunks = [order[start:start + self.chunk_size] for start in range(0, len(order), self.chunk_size)]
         out = [None] * len(token_lists)
-        if len(chunks) == 1:
-            for i, result in zip(chunks[0], self.score_tokens_padded([token_lists[i] for i in chunks[0]])):
+        for start in range(0, len(order), self.chunk_size):
+            idx = order[start:start + self.chunk_size]
+            for i, result in zip(idx, self.score_tokens_padded([token_lists[i] for i in idx])):
                 out[i] = result
-            return out
-        with ThreadPoolExecutor(1, thread_name_prefix="clogs-model") as pool:
-            encoded, ids, lengths = self._encode([token_lists[i] for i in chunks[0]])
-            pending = pool.submit(self._losses, ids, lengths)
-            for k, idx in enumerate(chunks):
-                current, upcoming = encoded, chunks[k + 1] if k + 1 < len(chunks) else None
-                if upcoming:   # encoded while the model works on chunk k
-                    encoded, ids, lengths = self._encode([token_lists[i] for i in upcoming])
-                losses = pending.result()
-                if upcoming:   # the model works on chunk k + 1 while chunk k is explained
-                    pending = pool.submit(self._losses, ids, lengths)
-                for i, result in zip(idx, self._explain([token_lists[i] for i in idx], current, losses)):
-                    out[i] = result
         return out
 
     def score_tokens_padded(self, token_lists, pad_to=None):
@@ -180,7 +164,7 @@ class Scorer:
         ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in encoded], dtype=torch.long)
         return encoded, ids, torch.tensor([len(t) for t in token_lists], dtype=torch.long)
 
-    @torch.inference_mode()   # per thread: the helper thread enters it here
+    @torch.inference_mode()
     def _losses(self, ids, lengths):
         """The model's per-token losses as lists (padding included)."""
         return self.model.token_losses(ids.to(self.device), lengths.to(self.device),

@@ -217,9 +217,9 @@ def test_a_class_factored_model_trains_saves_and_retrains_as_one(tmp_path, bgl):
         train(lines[:50], epochs=1, progress=False, output_classes=-1)
 
 
-def test_chunks_scored_ahead_in_a_helper_thread_give_the_same_results(default_scorer, bgl):
-    """With several chunks the model runs one chunk ahead in a helper thread; results are the same,
-    in order, as scoring everything as one chunk."""
+def test_scoring_in_several_chunks_gives_the_same_results_in_order(default_scorer, bgl):
+    """A batch cut in chunks (sorted by length, each padded to its longest) gives the same results,
+    in the same order, as one chunk."""
     lines = [line for line, _ in bgl[:300]] + ["", "zzqx unseen words here"]
     one = Scorer(default_scorer.model, default_scorer.vocab, default_scorer.normaliser, default_scorer.config,
                  cache_size=0, chunk_size=1000)
