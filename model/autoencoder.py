@@ -66,25 +66,21 @@ class LSTMAutoencoder(nn.Module):
         return losses
 
 
-def project(hidden, layer, dtype=None, rows=None):
-    """``layer`` (nn.Linear) applied to ``hidden``, optionally to its first ``rows`` outputs only, in
-    ``dtype`` if given (the result back in hidden's own type)."""
-    weight, bias = layer.weight, layer.bias
-    if rows is not None:
-        weight, bias = weight[:rows], bias[:rows]
+def project(hidden, layer, dtype=None):
+    """``layer`` (nn.Linear) applied to ``hidden``, in ``dtype`` if given (the result back in
+    hidden's own type)."""
     if dtype is None:
-        return F.linear(hidden, weight, bias)
-    return F.linear(hidden.to(dtype), weight.to(dtype), bias.to(dtype)).to(hidden.dtype)
+        return layer(hidden)
+    return F.linear(hidden.to(dtype), layer.weight.to(dtype), layer.bias.to(dtype)).to(hidden.dtype)
 
 
 class ClassFactoredOutput(nn.Module):
     """-log P(token | h) = -log P(class | h) - log P(token | class, h).
 
     Token id i (ids are in frequency order, most frequent first) is in class i // size, at slot
-    i % size, with size = ceil(|V| / classes): the first class holds the commonest tokens.  The
-    within-class logits come from one linear layer of classes x size outputs, of which only the
-    target's class is computed for each position (positions are grouped by class, one small
-    matrix product per class present).
+    i % size, with size = ceil(|V| / classes): the first class holds the commonest tokens.  Each
+    class has its own linear layer for the logits within it, and a position needs only its
+    target's class: positions are grouped by class, one small matrix product per class present.
     """
 
     def __init__(self, hidden_dim, vocab_size, classes):
