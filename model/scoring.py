@@ -141,37 +141,27 @@ class Scorer:
     def score_line(self, line):
         return self.score_batch([line])[0]
 
+    @torch.inference_mode()
     def _score_tokens(self, token_lists):
-        """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest.
-        (Running the model one chunk ahead in a helper thread was measured slower: docs/figures.md.)"""
+        """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest."""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
         out = [None] * len(token_lists)
         for start in range(0, len(order), self.chunk_size):
             idx = order[start:start + self.chunk_size]
-            for i, result in zip(idx, self.score_tokens_padded([token_lists[i] for i in idx])):
+            chunk = [token_lists[i] for i in idx]
+            for i, result in zip(idx, self.score_tokens_padded(chunk)):
                 out[i] = result
         return out
 
+    @torch.inference_mode()
     def score_tokens_padded(self, token_lists, pad_to=None):
         """Score token lists in one forward pass, padded to ``pad_to`` or to the longest."""
-        encoded, ids, lengths = self._encode(token_lists, pad_to)
-        return self._explain(token_lists, encoded, self._losses(ids, lengths))
-
-    def _encode(self, token_lists, pad_to=None):
-        """(ids per list, padded id tensor, length tensor)."""
         width = pad_to or max(len(t) for t in token_lists)
         encoded = [self.vocab.encode(tokens) for tokens in token_lists]
         ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in encoded], dtype=torch.long)
-        return encoded, ids, torch.tensor([len(t) for t in token_lists], dtype=torch.long)
-
-    @torch.inference_mode()
-    def _losses(self, ids, lengths):
-        """The model's per-token losses as lists (padding included)."""
-        return self.model.token_losses(ids.to(self.device), lengths.to(self.device),
-                                       PROJECTION_DTYPE[self.precision]).cpu().tolist()
-
-    def _explain(self, token_lists, encoded, losses):
-        """LineScores from the per-token losses: novelty penalties, score, top tokens, pattern, level."""
+        lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
+        losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device),
+                                         PROJECTION_DTYPE[self.precision]).cpu().tolist()
         results = []
         for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
             n = len(tokens)
