@@ -9,9 +9,9 @@
 * ``apply_operator_feedback`` handles the feedback topic (``clogs feedback``, the dashboard's
   buttons): keyed by source too, so the owner of the source's incidents applies it, within
   seconds, and the incidents table's changelog keeps it.
-* ``publish`` sends a batch's documents and changed incidents to the results topic (the sink
-  indexes both) and the alerts -- flagged lines and incidents whose status is ``open`` -- to the
-  anomalies topic.  An incident that is acknowledged, suppressed or normal is still counted and
+* ``send_alerts`` sends the alerts -- flagged lines and incidents whose status is ``open`` -- to
+  the anomalies topic; ``publish`` sends what ticks and feedback change to the results topic (the
+  sink agent indexes it) and its alerts (the threshold agent indexes its own batches).  An incident that is acknowledged, suppressed or normal is still counted and
   indexed, but alerts no more.
 """
 import logging
@@ -158,11 +158,18 @@ def silence_incident(source, now_s, policy, watching_since=0.0):
 
 
 async def publish(source, docs, incidents, now, alert=True, quiet=()):
-    """Documents and changed incidents to the results topic; alerts to the anomalies topic (none
-    for the incidents when ``alert`` is false, or for those in ``quiet``: updates of a burst or a
-    silence already announced)."""
+    """Documents and changed incidents to the results topic (the sink agent indexes them), then
+    their alerts (``send_alerts``).  Used for what ticks and feedback change; the threshold agent
+    indexes its batches itself."""
     await results_topic.send(key=source, value={"source": source, "docs": docs,
                                                 "incidents": [incident_document(i) for i in incidents]})
+    await send_alerts(source, docs, incidents, now, alert, quiet)
+
+
+async def send_alerts(source, docs, incidents, now, alert=True, quiet=()):
+    """Alerts to the anomalies topic: flagged lines and incidents whose status is ``open`` (none for
+    the incidents when ``alert`` is false, or for those in ``quiet``: updates of a burst or a
+    silence already announced)."""
     silenced = {i["incident_id"] for i in incidents if not alerting(i, now)}
     for doc in docs:
         if doc["is_anomaly"] and doc.get("incident_id") not in silenced and _alerting_id(doc.get("incident_id"), now):

@@ -3,10 +3,11 @@
 Flow: log topic (raw JSON lines, key = source)
       -> agents.scoring   (micro-batches, model.Scorer off the event loop)
       -> scored topic     (one message per source and micro-batch, key = source)
-      -> agents.threshold (Welford statistics per source in a Faust table)
-      -> results topic    (the batch's documents and changed incidents), anomalies topic (alerts)
-      -> agents.sink      (bulk into Elasticsearch, id = log topic-partition-offset; incidents by id)
-agents.incidents: a timer's ticks (silence, rate windows) and operators' feedback, per source.
+      -> agents.threshold (Welford statistics per source in a Faust table; incidents; then bulk
+                           into Elasticsearch, id = log topic-partition-offset, incidents by id)
+      -> anomalies topic  (alerts)
+agents.incidents: a timer's ticks (silence, rate windows) and operators' feedback, per source;
+      the incidents they change -> results topic -> agents.sink (bulk into Elasticsearch).
 Bad records go to the dead-letter topic with a reason.
 """
 from pathlib import Path
@@ -41,6 +42,8 @@ app = faust.App(
     broker_session_timeout=settings.SESSION_TIMEOUT,
     broker_heartbeat_interval=min(3.0, settings.SESSION_TIMEOUT / 4),
     producer_max_request_size=4_000_000,
+    producer_linger=settings.PRODUCER_LINGER,
+    producer_max_batch_size=settings.PRODUCER_BATCH_BYTES,
     stream_buffer_maxsize=256,   # messages of up to 512 lines wait per stream: bounds memory when one agent lags
     # Metadata at most 10 s old: a worker whose first assignment came from metadata that did not
     # list its topics yet ("Ignoring missing topic" on a broker that just made them) rebalances as

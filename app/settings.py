@@ -87,7 +87,12 @@ SCORER_PRECISION = _env("CLOGS_SCORER_PRECISION", "fp32")
 # The worker allocates a dict per line per stage and keeps large long-lived structures (the scoring
 # cache, tables): at the default, collections took a fifth of its time (issue 11).
 GC_THRESHOLD = _env_int("CLOGS_GC_THRESHOLD", 50_000)
-BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 256)
+BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 1024)     # lines the scoring agent takes at a time (at most)
+# The Kafka producer gathers a partition's messages for up to this long (seconds) and this many
+# bytes per request: the agents send several small messages per batch (scored batches, changelogs,
+# alerts), one request each at Faust's defaults (0 s, 16 KB) -- issue 11.
+PRODUCER_LINGER = _env_float("CLOGS_PRODUCER_LINGER", 0.01)
+PRODUCER_BATCH_BYTES = _env_int("CLOGS_PRODUCER_BATCH_BYTES", 1_000_000)
 BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.5)
 MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
 SOURCE_FIELD = _env("CLOGS_SOURCE_FIELD", "")   # shippers' records: dotted field paths of the source, ","-separated

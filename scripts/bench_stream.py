@@ -14,7 +14,8 @@ with online learning and the worker's trainer on, as a user runs it.
 * Recovery (one worker, unless ``--no-recovery``): the worker is stopped (SIGTERM), started again
   and timed until /stats/ answers with every source's count; then the same after SIGKILL.
 
-Uses its own topic, app id and index (bench-*), removed at the end.  ``--json FILE`` appends the
+Uses its own topic, app id and index (bench-*), removed at the end (topics too).  Also prints the CPU
+seconds the workers, their trainers, Kafka and Elasticsearch used while the lines flowed.  ``--json FILE`` appends the
 figures as one JSON line (scripts/bench_scaling.py collects them).  ``--profile FILE`` samples the
 (first) worker with py-spy (``pip install py-spy``) while the lines flow and prints where its time
 went, by part (``profile_summary``).
@@ -23,6 +24,7 @@ Usage: python scripts/bench_stream.py [--partitions 4] [--workers 1] [--rate 0] 
 import argparse
 import collections
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -35,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import remove_leftovers  # noqa: E402
 from tests.streaming_helpers import Worker, es_client, es_count, run_cli, wait_for  # noqa: E402
 from model.data import split_label  # noqa: E402
 
@@ -53,22 +56,30 @@ def write_sources(loghub, folder):
     return expected
 
 
-def latency(index):
-    """(p50, p99) in seconds of indexed_at - ingested_at over the index's documents."""
+def latency(index, started):
+    """(p50, p99) in seconds of indexed_at - ingested_at over the index's documents, and the
+    timeline: p50 / p99 of each stamp (ingested, scored, indexed) in seconds after ``started``."""
     from model.eventtime import parse_iso
 
     es = es_client()
     es.indices.refresh(index=index)
-    delays = []
-    page = es.search(index=index, scroll="2m", size=5000, source=["ingested_at", "indexed_at"])
+    delays, stamps = [], {"ingested_at": [], "scored_at": [], "indexed_at": []}
+    page = es.search(index=index, scroll="2m", size=5000, source=list(stamps))
     while page["hits"]["hits"]:
         for hit in page["hits"]["hits"]:
             doc = hit["_source"]
             delays.append((parse_iso(doc["indexed_at"]) - parse_iso(doc["ingested_at"])).total_seconds())
+            for name, values in stamps.items():
+                values.append(parse_iso(doc[name]).timestamp() - started)
         page = es.scroll(scroll_id=page["_scroll_id"], scroll="2m")
     es.clear_scroll(scroll_id=page["_scroll_id"])
-    delays.sort()
-    return delays[len(delays) // 2], delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    timeline = {name: (percentile(values, 0.5), percentile(values, 0.99)) for name, values in stamps.items()}
+    return percentile(delays, 0.5), percentile(delays, 0.99), timeline
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))]
 
 
 class MemoryWatch:
@@ -107,6 +118,29 @@ def processes_of(pid):
             continue
         found.append((int(stat.parent.name), "trainer" if b"app.trainer" in cmd else "worker"))
     return found
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def cpu_snapshot(workers):
+    """CPU seconds so far of the workers (their trainers apart) and of the local Kafka and Elasticsearch."""
+    taken = collections.Counter()
+    for i, worker in enumerate(workers):
+        for pid, role in processes_of(worker.proc.pid):
+            taken["trainers" if role == "trainer" else "workers"] += cpu_seconds(pid)
+    for service in ("kafka", "elasticsearch"):
+        try:
+            taken[service] += cpu_seconds(int((ROOT / ".services" / "run" / f"{service}.pid").read_text()))
+        except (OSError, ValueError):
+            pass   # services started elsewhere: not counted
+    return taken
 
 
 def rss_mb(pid):
@@ -183,23 +217,30 @@ def main():
             spy = subprocess.Popen([spy_bin, "record", "--pid", str(workers[0].proc.pid), "--rate", "100",
                                     "--nonblocking", "--format", "raw", "-o", args.profile],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None
+            cpu_before = cpu_snapshot(workers)
             started = time.time()
             ingest = ["ingest", "--base-dir", str(work / "logs"), "--topic", names["topic"]]
             run_cli(*ingest, *(["--rate", str(args.rate)] if args.rate else []), timeout=1800)
             sent = time.time() - started
             wait_for(lambda: es_count(names["index"]) >= total, timeout=1200, interval=0.5, what="all lines indexed")
             seconds = time.time() - started
+            cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_snapshot(workers).items()}
             if spy:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
-        p50, p99 = latency(names["index"])
+        p50, p99, timeline = latency(names["index"], started)
         figures.update(ingest_s=round(sent, 2), seconds=round(seconds, 2), lines_per_s=round(total / seconds),
                        latency_p50_s=round(p50, 3), latency_p99_s=round(p99, 3),
-                       rss_mb={k: round(v) for k, v in sorted(memory.peak.items())})
+                       rss_mb={k: round(v) for k, v in sorted(memory.peak.items())}, cpu_s=cpu)
         print(f"{total} lines from {len(expected)} sources, {args.partitions} partitions, {args.workers} worker(s)"
               f"{f', ingest paced at {args.rate:,.0f} lines/s' if args.rate else ''}: ingest {sent:.1f} s, "
               f"all indexed after {seconds:.1f} s = {total / seconds:,.0f} lines/s end to end")
         print(f"latency ingest -> sink's bulk request: p50 {p50:.2f} s, p99 {p99:.2f} s")
+        print("timeline, seconds after the first send (p50 / p99 of the lines): " + ", ".join(
+            f"{name[:-3]} {a:.1f} / {b:.1f}" for name, (a, b) in timeline.items()))
+        print(f"CPU seconds while the lines flowed ({os.cpu_count()} cores x {seconds:.1f} s = "
+              f"{os.cpu_count() * seconds:.1f}): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+              + f" (ingest and this script not counted)")
         print("largest resident memory: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(memory.peak.items())))
 
         def counts_match():
@@ -229,8 +270,7 @@ def main():
     finally:
         for worker in workers:
             worker.stop(signal.SIGKILL)
-        es = es_client()
-        es.indices.delete(index=names["index"], ignore_unavailable=True)
+        remove_leftovers(names)   # the topics (log, internal, changelogs) and the index
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -163,9 +163,10 @@ def produce_raw(topic, records):
     asyncio.run(go())
 
 
-def consume_all(topic, expected, timeout=60, count_if=None):
+def consume_all(topic, expected, timeout=60, count_if=None, raw=False):
     """Read JSON values from the beginning of a topic until `expected` of them (those for which
-    `count_if` is true, if given) arrived, or the timeout."""
+    `count_if` is true, if given) arrived, or the timeout.  ``raw``: (partition, key, value bytes)
+    of each record instead."""
     from aiokafka import AIOKafkaConsumer
 
     from app import settings
@@ -181,7 +182,7 @@ def consume_all(topic, expected, timeout=60, count_if=None):
             while (sum(map(count_if, out)) if count_if else len(out)) < expected and time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=1000)
                 for messages in batch.values():
-                    out.extend(json.loads(m.value) for m in messages)
+                    out.extend((m.partition, m.key, m.value) if raw else json.loads(m.value) for m in messages)
         finally:
             await consumer.stop()
         return out

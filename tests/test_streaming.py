@@ -97,6 +97,21 @@ def test_multi_source_stream_is_indexed_once_with_fields_and_thresholds(services
     assert {d["incident_id"] for d in flagged} == set(incidents)   # every flagged line belongs to an incident
     # a line that is not flagged carries an incident id only when its pattern already has an incident
     assert {d["incident_id"] for d in docs.values() if d["incident_id"]} == set(incidents)
+    # every table write of a source went to the partition its scored batches came from (the threshold
+    # agent takes several batches at a time and writes in each one's own event context)
+    scored = {}
+    for partition, key, _ in consume_all(f"{names['app_id']}-scored", expected=10 ** 6, timeout=5, raw=True):
+        scored.setdefault(json.loads(key), set()).add(partition)
+    assert set(scored) == set(stats) and all(len(p) == 1 for p in scored.values())
+    for table in ("source-stats", "source-memory"):
+        written = {}
+        for partition, key, _ in consume_all(f"{names['app_id']}-{table}-changelog", expected=10 ** 6, timeout=5,
+                                             raw=True):
+            written.setdefault(json.loads(key), set()).add(partition)
+        assert written == scored, table
+    for partition, _, value in consume_all(f"{names['app_id']}-incidents-changelog", expected=10 ** 6, timeout=5,
+                                           raw=True):
+        assert {partition} == scored[json.loads(value)["source"]]
 
 
 def test_seed_commands_with_a_fixed_threshold(services, names, tmp_path, workers):
