@@ -207,7 +207,9 @@ def stream_flags(sources, base, seconds, env):
                 versions, log)
     finally:
         worker.stop()
-        es.indices.delete(index=names["index"], ignore_unavailable=True)
+        from tests.conftest import remove_leftovers
+
+        remove_leftovers(names)   # its topics (log, internal, changelogs) and indices
 
 
 def retrain_windows(log):

@@ -109,9 +109,9 @@ def main():
     finally:
         stop.set()
         worker.stop(signal.SIGKILL)
-        from agents.elastic import sync_client
+        from tests.conftest import remove_leftovers
 
-        sync_client().indices.delete(index=names["index"], ignore_unavailable=True)
+        remove_leftovers(names)   # its topics (log, internal, changelogs) and indices
     print(f"RSS sampled every second ({len(samples)} samples): worker peak {max(w for w, _ in samples):.0f} MB, "
           f"last {samples[-1][0]:.0f} MB; its trainer process peak {max(t for _, t in samples):.0f} MB")
 

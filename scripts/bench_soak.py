@@ -183,10 +183,9 @@ def main():
     finally:
         done.set()
         worker.stop(signal.SIGTERM)
-        from agents.elastic import sync_client
+        from tests.conftest import remove_leftovers
 
-        for index in (names["index"], names["index"] + "-incidents"):
-            sync_client().indices.delete(index=index, ignore_unavailable=True)
+        remove_leftovers(names)   # its topics (log, internal, changelogs) and indices
         shutil.rmtree(work, ignore_errors=True)
 
 
