@@ -17,7 +17,6 @@ Inference sorts a batch by length and pads each chunk only to its longest line; 
 the same as with fixed-length padding (tests/test_model.py).  Lines repeat a lot once
 normalised, so results are cached by token sequence (LRU, ``cache_size``; 0 disables it).
 """
-import heapq
 import math
 import tempfile
 from collections import OrderedDict
@@ -173,7 +172,10 @@ class Scorer:
                 row_losses[i] = penalty
                 entry = novel.setdefault(tokens[i], [penalty, 0])
                 entry[0], entry[1] = max(entry[0], penalty), entry[1] + 1
-            base = sum(loss for i, loss in enumerate(row_losses) if row_ids[i] != UNK_ID) / n
+            if unknown:
+                base = sum(loss for i, loss in enumerate(row_losses) if row_ids[i] != UNK_ID) / n
+            else:   # the same sum, in the same order, without a Python step per token
+                base = sum(row_losses) / n
             score = content_score(base, n, novel.values())
             level, at = level_at(tokens)
             prior = severity_prior(level, self.prior_at_fatal)
@@ -221,8 +223,8 @@ def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
     if unknown:
         novel = {tokens[i] for i in unknown}
         top = sorted(best.items(), key=lambda kv: (kv[0] not in novel, -kv[1]))[:k]
-    else:   # the same order (a stable sort by loss, highest first), without a Python key per token
-        top = heapq.nlargest(k, best.items(), key=itemgetter(1))
+    else:   # a stable sort by loss, highest first (what heapq.nlargest gives, sorted in C)
+        top = sorted(best.items(), key=itemgetter(1), reverse=True)[:k]
     return [t for t, _ in top], [round(loss, 4) for _, loss in top]
 
 
