@@ -11,8 +11,9 @@
   seconds, and the incidents table's changelog keeps it.
 * ``send_alerts`` sends the alerts -- flagged lines and incidents whose status is ``open`` -- to
   the anomalies topic; ``publish`` sends what ticks and feedback change to the results topic (the
-  sink agent indexes it) and its alerts (the threshold agent indexes its own batches).  An incident that is acknowledged, suppressed or normal is still counted and
-  indexed, but alerts no more.
+  sink agent indexes it) and its alerts (the threshold agent indexes its own batches).  An
+  incident that is acknowledged, suppressed or normal is still counted and indexed, but alerts
+  no more.
 """
 import logging
 import time
