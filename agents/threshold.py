@@ -55,14 +55,14 @@ async def apply_thresholds(stream):
         decided = []
         for event in events:
             with handling(event):
-                decided.append(await decide(event.value, rules, rates))
+                decided.append(await decide_batch(event.value, rules, rates))
         await index_batch(es, [doc for _, docs, _, _, _ in decided for doc in docs],
                           [incident_document(i) for _, _, changed, _, _ in decided for i in changed])
         for source, docs, changed, now, quiet in decided:
             await send_alerts(source, docs, changed, now, quiet=quiet)
 
 
-async def decide(batch, rules, rates):
+async def decide_batch(batch, rules, rates):
     """One source's scored batch -> (source, documents, changed incidents, now, quiet incident ids);
     the tables are written, the reservoir's samples sent."""
     source = batch.source

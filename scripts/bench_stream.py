@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import remove_leftovers  # noqa: E402
+from tests.conftest import _services_module, remove_leftovers  # noqa: E402
 from tests.streaming_helpers import Worker, es_client, es_count, run_cli, wait_for  # noqa: E402
 from model.data import split_label  # noqa: E402
 
@@ -132,14 +132,14 @@ def cpu_seconds(pid):
 def cpu_snapshot(workers):
     """CPU seconds so far of the workers (their trainers apart) and of the local Kafka and Elasticsearch."""
     taken = collections.Counter()
-    for i, worker in enumerate(workers):
+    for worker in workers:
         for pid, role in processes_of(worker.proc.pid):
             taken["trainers" if role == "trainer" else "workers"] += cpu_seconds(pid)
+    services = _services_module()
     for service in ("kafka", "elasticsearch"):
-        try:
-            taken[service] += cpu_seconds(int((ROOT / ".services" / "run" / f"{service}.pid").read_text()))
-        except (OSError, ValueError):
-            pass   # services started elsewhere: not counted
+        pid = services.running_pid(service)
+        if pid:   # None: services started elsewhere, not counted
+            taken[service] += cpu_seconds(pid)
     return taken
 
 

@@ -99,19 +99,21 @@ def test_multi_source_stream_is_indexed_once_with_fields_and_thresholds(services
     assert {d["incident_id"] for d in docs.values() if d["incident_id"]} == set(incidents)
     # every table write of a source went to the partition its scored batches came from (the threshold
     # agent takes several batches at a time and writes in each one's own event context)
-    scored = {}
-    for partition, key, _ in consume_all(f"{names['app_id']}-scored", expected=10 ** 6, timeout=5, raw=True):
-        scored.setdefault(json.loads(key), set()).add(partition)
+    scored = partitions_by_source(f"{names['app_id']}-scored")
     assert set(scored) == set(stats) and all(len(p) == 1 for p in scored.values())
     for table in ("source-stats", "source-memory"):
-        written = {}
-        for partition, key, _ in consume_all(f"{names['app_id']}-{table}-changelog", expected=10 ** 6, timeout=5,
-                                             raw=True):
-            written.setdefault(json.loads(key), set()).add(partition)
-        assert written == scored, table
-    for partition, _, value in consume_all(f"{names['app_id']}-incidents-changelog", expected=10 ** 6, timeout=5,
-                                           raw=True):
-        assert {partition} == scored[json.loads(value)["source"]]
+        assert partitions_by_source(f"{names['app_id']}-{table}-changelog") == scored, table
+    incidents_written = partitions_by_source(f"{names['app_id']}-incidents-changelog",
+                                             source_of=lambda key, value: json.loads(value)["source"])
+    assert incidents_written and all(incidents_written[s] == scored[s] for s in incidents_written)
+
+
+def partitions_by_source(topic, source_of=lambda key, value: json.loads(key)):
+    """{source: the partitions of the topic its records are in} (the key names the source unless told)."""
+    found = {}
+    for partition, key, value in consume_all(topic, expected=10 ** 6, timeout=5, raw=True):
+        found.setdefault(source_of(key, value), set()).add(partition)
+    return found
 
 
 def test_seed_commands_with_a_fixed_threshold(services, names, tmp_path, workers):
