@@ -53,7 +53,7 @@ class LineScore:
 
 
 class Scorer:
-    def __init__(self, model, vocab, normaliser, config=None, device="cpu", threads=0, chunk_size=512,
+    def __init__(self, model, vocab, normaliser, config=None, device="cpu", threads=0, chunk_size=256,
                  cache_size=100_000, replay=None, precision="fp32"):
         self.model = model.to(device).eval()
         self.vocab = vocab
@@ -216,6 +216,18 @@ def content_score(base, n, novel):
 
 def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
     """The k tokens that explain a score: never-seen tokens first (by penalty), then by loss."""
+    if not unknown and len(set(losses)) == len(losses):
+        # No two positions tie: taking positions by loss, highest first, and skipping a token met
+        # before picks each token at its largest loss -- the same k tokens, in the same order, as
+        # the general path below, without a Python step per token.
+        top, seen = [], set()
+        for i in sorted(range(len(losses)), key=losses.__getitem__, reverse=True):
+            if tokens[i] not in seen:
+                seen.add(tokens[i])
+                top.append((tokens[i], losses[i]))
+                if len(top) == k:
+                    break
+        return [t for t, _ in top], [round(loss, 4) for _, loss in top]
     best = {}
     for token, loss in zip(tokens, losses):
         if loss > best.get(token, -1.0):
