@@ -14,9 +14,9 @@ with online learning and the worker's trainer on, as a user runs it.
 * Recovery (one worker, unless ``--no-recovery``): the worker is stopped (SIGTERM), started again
   and timed until /stats/ answers with every source's count; then the same after SIGKILL.
 
-Uses its own topic, app id and index (bench-*), removed at the end (topics too).  Also prints the CPU
-seconds the workers, their trainers, Kafka and Elasticsearch used while the lines flowed.  ``--json FILE`` appends the
-figures as one JSON line (scripts/bench_scaling.py collects them).  ``--profile FILE`` samples the
+Uses its own topic, app id and index (bench-*), removed at the end (topics too).  Also prints the
+CPU seconds the workers, their trainers, Kafka and Elasticsearch used while the lines flowed.
+``--json FILE`` appends the figures as one JSON line (scripts/bench_scaling.py collects them).  ``--profile FILE`` samples the
 (first) worker with py-spy (``pip install py-spy``) while the lines flow and prints where its time
 went, by part (``profile_summary``).
 Usage: python scripts/bench_stream.py [--partitions 4] [--workers 1] [--rate 0] [--no-recovery]
@@ -105,13 +105,17 @@ class MemoryWatch:
         self.thread.join()
 
 
+def stat_fields(stat):
+    """The fields of a /proc/PID/stat file after the command name: state, parent, ... (proc(5))."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def processes_of(pid):
     """The worker process and its children (the trainer): [(pid, "worker" | "trainer")]."""
     found = [(pid, "worker")]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
-            if int(text.rsplit(")", 1)[1].split()[1]) != pid:   # the field after the state: the parent
+            if int(stat_fields(stat)[1]) != pid:   # the field after the state: the parent
                 continue
             cmd = (stat.parent / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
@@ -123,8 +127,8 @@ def processes_of(pid):
 def cpu_seconds(pid):
     """User + system CPU seconds a process has used so far (0 once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        fields = stat_fields(Path(f"/proc/{pid}/stat"))
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
     except (OSError, ValueError, IndexError):
         return 0.0
 
