@@ -9,8 +9,8 @@
 * ``apply_operator_feedback`` handles the feedback topic (``clogs feedback``, the dashboard's
   buttons): keyed by source too, so the owner of the source's incidents applies it, within
   seconds, and the incidents table's changelog keeps it.
-* ``send_alerts`` sends the alerts -- flagged lines and incidents whose status is ``open`` -- to
-  the anomalies topic; ``publish`` sends what ticks and feedback change to the results topic (the
+* ``alert_messages`` makes the alerts -- flagged lines and incidents whose status is ``open`` --
+  and ``send_alerts`` sends them to the anomalies topic; ``publish`` sends what ticks and feedback change to the results topic (the
   sink agent indexes it) and its alerts (the threshold agent indexes its own batches).  An
   incident that is acknowledged, suppressed or normal is still counted and indexed, but alerts
   no more.
@@ -168,16 +168,22 @@ async def publish(source, docs, incidents, now, alert=True, quiet=()):
 
 
 async def send_alerts(source, docs, incidents, now, alert=True, quiet=()):
-    """Alerts to the anomalies topic: flagged lines and incidents whose status is ``open`` (none for
-    the incidents when ``alert`` is false, or for those in ``quiet``: updates of a burst or a
-    silence already announced)."""
+    """Alerts to the anomalies topic (``alert_messages``)."""
+    for key, value in alert_messages(source, docs, incidents, now, alert, quiet):
+        await anomalies_topic.send(key=key, value=value)
+
+
+def alert_messages(source, docs, incidents, now, alert=True, quiet=()):
+    """The alerts (key, value) of a batch: flagged lines and incidents whose status is ``open`` (none
+    for the incidents when ``alert`` is false, or for those in ``quiet``: updates of a burst or a
+    silence already announced), as the incidents table stands now."""
     silenced = {i["incident_id"] for i in incidents if not alerting(i, now)}
-    for doc in docs:
-        if doc["is_anomaly"] and doc.get("incident_id") not in silenced and _alerting_id(doc.get("incident_id"), now):
-            await anomalies_topic.send(key=source, value={"type": "line", **line_document(doc)})
-    for incident in incidents:
-        if alert and incident["incident_id"] not in quiet and alerting(incident, now):
-            await anomalies_topic.send(key=source, value={"type": "incident", **incident_document(incident)})
+    messages = [(source, {"type": "line", **line_document(doc)}) for doc in docs
+                if doc["is_anomaly"] and doc.get("incident_id") not in silenced
+                and _alerting_id(doc.get("incident_id"), now)]
+    messages += [(source, {"type": "incident", **incident_document(incident)}) for incident in incidents
+                 if alert and incident["incident_id"] not in quiet and alerting(incident, now)]
+    return messages
 
 
 def _alerting_id(iid, now):

@@ -7,26 +7,33 @@ table write each per batch.  Modes, scores and guards are described in model/onl
 lines then join their incidents, the batch's new lines are counted for the rate
 (agents/incidents.py).
 
-It takes the scored batches of several sources at a time, indexes their documents and changed
-incidents into Elasticsearch in one go (agents/sink.py ``index_batch``), then sends the alerts;
-Faust acks the batches only after that, so a crash before indexing replays them (the same ids:
-Elasticsearch still holds each line once).  Each batch's table writes are made in its own
-event's context (``handling``), so they land in its partition's changelogs.
+It takes the scored batches of several sources at a time, decides them, and hands their documents
+and changed incidents to Elasticsearch in one go (agents/sink.py ``index_batch``); the alerts are
+made as the batches are decided and sent once they are indexed, and the batches are acked only
+after that, so a crash before indexing replays them (the same ids: Elasticsearch still holds each
+line once).  One such completion is in flight while the agent decides the next batches (issue 11:
+Elasticsearch indexes on the other core meanwhile); the next waits for it, so acks and alerts keep
+their order.  Each batch's table writes are made in its own event's context (``handling``), so
+they land in its partition's changelogs.
 """
+import asyncio
+import logging
 import time
 import weakref
 from contextlib import contextmanager
 
 from faust.streams import _current_event
 
-from agents.incidents import content_incidents, iso_at, marked_normal, rate_incidents, rate_policy, send_alerts
+from agents.incidents import alert_messages, content_incidents, iso_at, marked_normal, rate_incidents, rate_policy
 from agents.sink import index_batch, indexing_client
 from app import settings
 from app.documents import incident_document
-from app.faust_app import app, models, reservoir_topic, scored_topic
+from app.faust_app import anomalies_topic, app, models, reservoir_topic, scored_topic
 from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
 from tables.stats import memory_table, stats_table
+
+log = logging.getLogger(__name__)
 
 SCORED_BATCHES = 8    # scored batches (each up to 512 lines of one source) decided and indexed together
 
@@ -51,20 +58,43 @@ async def apply_thresholds(stream):
     rules, rates = policy(), rate_policy()
     es = await indexing_client()
     await models.ready()
-    async for events in stream.take_events(SCORED_BATCHES, within=settings.BATCH_TIMEOUT):
-        decided = []
+    in_flight = None
+    try:
+        async for events in stream.noack_take(SCORED_BATCHES, within=settings.BATCH_TIMEOUT):
+            decided = []
+            for event in events:
+                with handling(event):
+                    decided.append(await decide_batch(event.value, rules, rates))
+            if in_flight is not None:
+                await in_flight   # one completion at a time; its error stops the agent here
+            in_flight = asyncio.ensure_future(complete(stream, es, events, decided))
+            in_flight.add_done_callback(_report_failure)
+    finally:   # stopping: Faust has waited for the acks already; what is left ends as before
+        if in_flight is not None and not in_flight.done():
+            in_flight.cancel()
+
+
+async def complete(stream, es, events, decided):
+    """Index the decided batches' documents and incidents, send their alerts, then ack their events
+    (acked on failure too, as before: the error then stops the agent, and Faust restarts it)."""
+    try:
+        await index_batch(es, [doc for _, docs, _, _ in decided for doc in docs],
+                          [incident_document(i) for _, _, changed, _ in decided for i in changed])
+        for key, value in (message for *_, alerts in decided for message in alerts):
+            await anomalies_topic.send(key=key, value=value)
+    finally:
         for event in events:
-            with handling(event):
-                decided.append(await decide_batch(event.value, rules, rates))
-        await index_batch(es, [doc for _, docs, _, _, _ in decided for doc in docs],
-                          [incident_document(i) for _, _, changed, _, _ in decided for i in changed])
-        for source, docs, changed, now, quiet in decided:
-            await send_alerts(source, docs, changed, now, quiet=quiet)
+            await stream.ack(event)
+
+
+def _report_failure(task):
+    if not task.cancelled() and task.exception() is not None:
+        log.error("indexing scored batches failed: %r", task.exception(), exc_info=task.exception())
 
 
 async def decide_batch(batch, rules, rates):
-    """One source's scored batch -> (source, documents, changed incidents, now, quiet incident ids);
-    the tables are written, the reservoir's samples sent."""
+    """One source's scored batch -> (source, documents, changed incidents, alerts); the tables are
+    written, the reservoir's samples sent."""
     source = batch.source
     stats, memory = stats_table[source], memory_table[source]
     counted = dict(stats.offsets)   # per log partition, before this batch
@@ -83,4 +113,4 @@ async def decide_batch(batch, rules, rates):
     changed = content_incidents(source, docs, now) + rated
     for slot, line in samples:  # the slow path's reservoir: one compacted key per slot
         await reservoir_topic.send(key=f"{source}|{slot}".encode(), value=line.encode("utf-8", "replace"))
-    return source, docs, changed, now, quiet
+    return source, docs, changed, alert_messages(source, docs, changed, now, quiet=quiet)

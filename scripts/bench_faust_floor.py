@@ -8,7 +8,9 @@ model, no tables, no output.  Prints the records per second from its first batch
 the CPU seconds the process used meanwhile (both from its first batch on, so start-up and
 the time Kafka took to answer the first fetch are left out).  Whatever the clogs worker does per line
 comes on top of this, on the same interpreter.  Uses the local services; removes its topic.
-Usage: python scripts/bench_faust_floor.py [--loghub DIR] [--partitions 4]
+With clogs' Faust fixes (app/faust_fixes.py) loaded, as the worker has them; ``--without-fixes``
+measures plain Faust 0.15.3.
+Usage: python scripts/bench_faust_floor.py [--loghub DIR] [--partitions 4] [--without-fixes]
 """
 import argparse
 import os
@@ -24,12 +26,14 @@ sys.path.insert(0, str(ROOT))
 TAKE = 1024
 
 
-def worker_app(topic, expected, port):
+def worker_app(topic, expected, port, fixes):
     """The bare Faust app (run in the child process)."""
     import faust
     import orjson
 
     from app import settings
+    if fixes:
+        from app import faust_fixes  # noqa: F401  (as a clogs worker runs it)
 
     app = faust.App(f"{topic}-app", broker=settings.BROKER, store="memory://", key_serializer="raw",
                     value_serializer="raw", consumer_auto_offset_reset="earliest", web_port=port, autodiscover=False)
@@ -58,12 +62,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--loghub", default=str(default if default.is_dir() else ROOT / "data" / "loghub"))
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--child", nargs=3, metavar=("TOPIC", "EXPECTED", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--without-fixes", action="store_true",
+                        help="plain Faust 0.15.3, without clogs' app/faust_fixes.py (which the worker runs)")
+    parser.add_argument("--child", nargs=4, metavar=("TOPIC", "EXPECTED", "PORT", "FIXES"), help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:
-        topic, expected, port = args.child
+        topic, expected, port, fixes = args.child
         sys.argv = [sys.argv[0], *rest]
-        worker_app(topic, int(expected), int(port)).main()
+        worker_app(topic, int(expected), int(port), fixes == "1").main()
         return
 
     from scripts.bench_stream import write_sources
@@ -78,12 +84,13 @@ def main():
         run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", str(args.partitions))
         run_cli("ingest", "--base-dir", str(work / "logs"), "--topic", names["topic"])   # all in Kafka first
         out = subprocess.run([sys.executable, __file__, "--child", names["topic"], str(total), str(free_port()),
-                              "worker", "-l", "warn"], cwd=work, capture_output=True, text=True, timeout=600)
+                              "0" if args.without_fixes else "1", "worker", "-l", "warn"],
+                             cwd=work, capture_output=True, text=True, timeout=600)
         found = [line.split("FLOOR ", 1)[1].split() for line in (out.stdout + out.stderr).splitlines() if "FLOOR " in line]
         if not found:
             raise SystemExit(f"the bare worker did not finish:\n{(out.stdout + out.stderr)[-3000:]}")
         n, seconds, cpu = int(found[-1][0]), float(found[-1][1]), float(found[-1][2])
-        print(f"bare Faust read {n} records ({args.partitions} partitions, take_events({TAKE}), JSON decoded) in "
+        print(f"bare Faust{' (no clogs fixes)' if args.without_fixes else ''} read {n} records ({args.partitions} partitions, take_events({TAKE}), JSON decoded) in "
               f"{seconds:.2f} s from its first batch = {n / seconds:,.0f} records/s, using {cpu:.2f} CPU s meanwhile "
               f"= {cpu / n * 1e6:.0f} us a record")
     finally:
