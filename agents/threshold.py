@@ -61,22 +61,31 @@ async def apply_thresholds(stream):
     in_flight = None
     try:
         async for events in stream.noack_take(SCORED_BATCHES, within=settings.BATCH_TIMEOUT):
-            decided = []
-            for event in events:
-                with handling(event):
-                    decided.append(await decide_batch(event.value, rules, rates))
-            if in_flight is not None:
-                await in_flight   # one completion at a time; its error stops the agent here
-            in_flight = asyncio.ensure_future(complete(stream, es, events, decided))
-            in_flight.add_done_callback(_report_failure)
-    finally:   # stopping: Faust has waited for the acks already; what is left ends as before
+            handed = False
+            try:
+                decided = []
+                for event in events:
+                    with handling(event):
+                        decided.append(await decide_batch(event.value, rules, rates))
+                if in_flight is not None:
+                    await asyncio.wait([in_flight])   # one completion at a time (waiting never cancels it)
+                    in_flight.result()                # its failure stops the agent here
+                in_flight = asyncio.ensure_future(complete(stream, es, events, decided))
+                in_flight.add_done_callback(_report_failure)
+                handed = True
+            finally:
+                if not handed:   # the agent fails: its take is acked, as take_events did
+                    for event in events:
+                        await stream.ack(event)
+    finally:   # the last completion finishes (and acks its take) even when the agent stops or fails
         if in_flight is not None and not in_flight.done():
-            in_flight.cancel()
+            await asyncio.wait([in_flight])
 
 
 async def complete(stream, es, events, decided):
     """Index the decided batches' documents and incidents, send their alerts, then ack their events
-    (acked on failure too, as before: the error then stops the agent, and Faust restarts it)."""
+    (acked on failure too, as take_events did: the error then stops the agent at its next take, and
+    Faust restarts it; nothing stays unacked, which would stall commits, rebalances and shutdown)."""
     try:
         await index_batch(es, [doc for _, docs, _, _ in decided for doc in docs],
                           [incident_document(i) for _, _, changed, _ in decided for i in changed])
