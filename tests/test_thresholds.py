@@ -149,3 +149,40 @@ def test_a_source_spread_over_partitions_is_counted_per_partition():
     judge_batch(lines[1:3], stats, SourceMemory(), CAL, STATIC)   # replayed after a crash
     assert stats.count == 5
     assert Stats.loads(stats.dumps()).offsets == {"0": 1001, "1": 7}
+
+
+def test_a_completion_indexes_then_alerts_then_acks_and_acks_when_indexing_fails(monkeypatch):
+    """agents.threshold.complete: what the threshold agent hands over after deciding a take."""
+    import asyncio
+
+    from app.faust_app import app  # noqa: F401  (the worker's import order: the app, then its agents)
+    from agents import threshold
+
+    calls = []
+
+    class Stream:
+        async def ack(self, event):
+            calls.append(("ack", event))
+
+    class Alerts:
+        async def send(self, key, value):
+            calls.append(("alert", key, value["type"]))
+
+    async def index(es, docs, incidents):
+        calls.append(("index", [d["id"] for d in docs], len(incidents)))
+
+    monkeypatch.setattr(threshold, "index_batch", index)
+    monkeypatch.setattr(threshold, "anomalies_topic", Alerts())
+    decided = [("a", [{"id": "t-0-1"}, {"id": "t-0-2"}], [], [("a", {"type": "line"})]),
+               ("b", [{"id": "t-1-7"}], [], [])]
+    asyncio.run(threshold.complete(Stream(), None, ["e1", "e2"], decided))
+    assert calls == [("index", ["t-0-1", "t-0-2", "t-1-7"], 0), ("alert", "a", "line"), ("ack", "e1"), ("ack", "e2")]
+
+    async def failing(es, docs, incidents):
+        raise RuntimeError("bulk body failed")
+
+    calls.clear()
+    monkeypatch.setattr(threshold, "index_batch", failing)
+    with pytest.raises(RuntimeError):
+        asyncio.run(threshold.complete(Stream(), None, ["e1", "e2"], decided))
+    assert calls == [("ack", "e1"), ("ack", "e2")]   # acked all the same: nothing may stay unacked
