@@ -13,8 +13,11 @@ made as the batches are decided and sent once they are indexed, and the batches 
 after that, so a crash before indexing replays them (the same ids: Elasticsearch still holds each
 line once).  One such completion is in flight while the agent decides the next batches (issue 11:
 Elasticsearch indexes on the other core meanwhile); the next waits for it, so acks and alerts keep
-their order.  Each batch's table writes are made in its own event's context (``handling``), so
-they land in its partition's changelogs.
+their order.  (So an operator's ``suppress`` or ``ack`` that lands while a batch waits for
+Elasticsearch does not silence that batch's line alerts, and after a hard kill up to two takes may
+be decided but not indexed: the replay indexes them, with the same ids.)  Each batch's table
+writes are made in its own event's context (``handling``), so they land in its partition's
+changelogs.
 """
 import asyncio
 import logging
