@@ -10,8 +10,9 @@
   buttons): keyed by source too, so the owner of the source's incidents applies it, within
   seconds, and the incidents table's changelog keeps it.
 * ``alert_messages`` makes the alerts -- flagged lines and incidents whose status is ``open`` --
-  and ``send_alerts`` sends them to the anomalies topic; ``publish`` sends what ticks and feedback change to the results topic (the
-  sink agent indexes it) and its alerts (the threshold agent indexes its own batches).  An
+  and ``send_alerts`` sends them to the anomalies topic; ``publish`` sends what ticks and feedback
+  change to the results topic (the sink agent indexes it) and its alerts (the threshold agent
+  indexes its own batches).  An
   incident that is acknowledged, suppressed or normal is still counted and indexed, but alerts
   no more.
 """
@@ -164,12 +165,12 @@ async def publish(source, docs, incidents, now, alert=True, quiet=()):
     indexes its batches itself."""
     await results_topic.send(key=source, value={"source": source, "docs": docs,
                                                 "incidents": [incident_document(i) for i in incidents]})
-    await send_alerts(source, docs, incidents, now, alert, quiet)
+    await send_alerts(alert_messages(source, docs, incidents, now, alert, quiet))
 
 
-async def send_alerts(source, docs, incidents, now, alert=True, quiet=()):
-    """Alerts to the anomalies topic (``alert_messages``)."""
-    for key, value in alert_messages(source, docs, incidents, now, alert, quiet):
+async def send_alerts(messages):
+    """Alerts (``alert_messages``) to the anomalies topic."""
+    for key, value in messages:
         await anomalies_topic.send(key=key, value=value)
 
 

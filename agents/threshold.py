@@ -27,11 +27,12 @@ from contextlib import contextmanager
 
 from faust.streams import _current_event
 
-from agents.incidents import alert_messages, content_incidents, iso_at, marked_normal, rate_incidents, rate_policy
+from agents.incidents import (alert_messages, content_incidents, iso_at, marked_normal, rate_incidents, rate_policy,
+                              send_alerts)
 from agents.sink import index_batch, indexing_client
 from app import settings
 from app.documents import incident_document
-from app.faust_app import anomalies_topic, app, models, reservoir_topic, scored_topic
+from app.faust_app import app, models, reservoir_topic, scored_topic
 from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
 from tables.stats import memory_table, stats_table
@@ -64,7 +65,6 @@ async def apply_thresholds(stream):
     in_flight = None
     try:
         async for events in stream.noack_take(SCORED_BATCHES, within=settings.BATCH_TIMEOUT):
-            handed = False
             try:
                 decided = []
                 for event in events:
@@ -73,13 +73,12 @@ async def apply_thresholds(stream):
                 if in_flight is not None:
                     await asyncio.wait([in_flight])   # one completion at a time (waiting never cancels it)
                     in_flight.result()                # its failure stops the agent here
-                in_flight = asyncio.ensure_future(complete(stream, es, events, decided))
-                in_flight.add_done_callback(_report_failure)
-                handed = True
-            finally:
-                if not handed:   # the agent fails: its take is acked, as take_events did
-                    for event in events:
-                        await stream.ack(event)
+            except BaseException:   # the agent fails: its take is acked, as take_events did
+                for event in events:
+                    await stream.ack(event)
+                raise
+            in_flight = asyncio.ensure_future(complete(stream, es, events, decided))
+            in_flight.add_done_callback(_report_failure)
     finally:   # the last completion finishes (and acks its take) even when the agent stops or fails
         if in_flight is not None and not in_flight.done():
             await asyncio.wait([in_flight])
@@ -92,8 +91,7 @@ async def complete(stream, es, events, decided):
     try:
         await index_batch(es, [doc for _, docs, _, _ in decided for doc in docs],
                           [incident_document(i) for _, _, changed, _ in decided for i in changed])
-        for key, value in (message for *_, alerts in decided for message in alerts):
-            await anomalies_topic.send(key=key, value=value)
+        await send_alerts(message for *_, alerts in decided for message in alerts)
     finally:
         for event in events:
             await stream.ack(event)

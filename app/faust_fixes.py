@@ -115,6 +115,7 @@ def _resume(coro, pending):
 
 
 async def _continue_delivery(coro, pending):
+    """``_resume`` as a native coroutine: mode's ``wait_first`` takes only ``Awaitable`` objects."""
     return await _resume(coro, pending)
 
 

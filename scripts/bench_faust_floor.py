@@ -90,7 +90,8 @@ def main():
         if not found:
             raise SystemExit(f"the bare worker did not finish:\n{(out.stdout + out.stderr)[-3000:]}")
         n, seconds, cpu = int(found[-1][0]), float(found[-1][1]), float(found[-1][2])
-        print(f"bare Faust{' (no clogs fixes)' if args.without_fixes else ''} read {n} records ({args.partitions} partitions, take_events({TAKE}), JSON decoded) in "
+        plain = " (no clogs fixes)" if args.without_fixes else ""
+        print(f"bare Faust{plain} read {n} records ({args.partitions} partitions, take_events({TAKE}), JSON decoded) in "
               f"{seconds:.2f} s from its first batch = {n / seconds:,.0f} records/s, using {cpu:.2f} CPU s meanwhile "
               f"= {cpu / n * 1e6:.0f} us a record")
     finally:

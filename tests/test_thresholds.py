@@ -156,7 +156,7 @@ def test_a_completion_indexes_then_alerts_then_acks_and_acks_when_indexing_fails
     import asyncio
 
     from app.faust_app import app  # noqa: F401  (the worker's import order: the app, then its agents)
-    from agents import threshold
+    from agents import incidents, threshold
 
     calls = []
 
@@ -172,7 +172,7 @@ def test_a_completion_indexes_then_alerts_then_acks_and_acks_when_indexing_fails
         calls.append(("index", [d["id"] for d in docs], len(incidents)))
 
     monkeypatch.setattr(threshold, "index_batch", index)
-    monkeypatch.setattr(threshold, "anomalies_topic", Alerts())
+    monkeypatch.setattr(incidents, "anomalies_topic", Alerts())
     decided = [("a", [{"id": "t-0-1"}, {"id": "t-0-2"}], [], [("a", {"type": "line"})]),
                ("b", [{"id": "t-1-7"}], [], [])]
     asyncio.run(threshold.complete(Stream(), None, ["e1", "e2"], decided))
