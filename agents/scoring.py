@@ -7,6 +7,7 @@ keeps heartbeats and commits going while torch works; each line records the ``mo
 that scored it.
 """
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from agents import deadletter
 from agents.parsing import parse_log_value
@@ -27,10 +28,19 @@ def now():
 def times(record, scored_at):
     """(ingested_at, event_time) of a record: its ingest time in clogs' ISO form (the scoring time
     when it has none or an unreadable one) and the time its line states, or None."""
-    ingested = parse_iso(record["ingested_at"]) if isinstance(record["ingested_at"], str) else None
-    ingested = ingested or parse_iso(scored_at)
+    ingested, ingested_iso = ingest_stamp(record["ingested_at"] if isinstance(record["ingested_at"], str) else None)
+    if ingested is None:
+        ingested, ingested_iso = ingest_stamp(scored_at)
     stated = event_time(record["line"], settings.TIMEZONE, ingested)
-    return iso(ingested), (iso(stated) if stated else None)
+    return ingested_iso, (iso(stated) if stated else None)
+
+
+@lru_cache(maxsize=4096)
+def ingest_stamp(text):
+    """(datetime, clogs' ISO form) of an ingest time, or (None, None); remembered, since the lines
+    of a batch were mostly ingested in the same few milliseconds."""
+    stamp = parse_iso(text)
+    return stamp, (iso(stamp) if stamp else None)
 
 
 @app.agent(log_topic, concurrency=1)
