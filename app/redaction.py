@@ -40,6 +40,7 @@ import re
 from pathlib import Path
 
 REDACTED = "[REDACTED]"
+TOKEN_MEMO = 20_000   # top tokens whose redaction a Redactor remembers (a few MB at most)
 MODES = {"off": (), "secrets": ("secret",), "all": ("secret", "personal")}
 _MODE_ALIASES = {"0": "off", "false": "off", "no": "off", "none": "off",
                  "1": "secrets", "true": "secrets", "yes": "secrets", "secret": "secrets"}
@@ -209,6 +210,7 @@ class Redactor:
             check = _PRECHECK.get(name) if prechecks and defaults.get(name) == pattern else None
             self._compiled.append((name, re.compile(pattern), replacement, check))
         self._gated = bool(self._compiled) and all(check is not None for *_, check in self._compiled)
+        self._token_memo = {}
 
     @property
     def enabled(self):
@@ -286,6 +288,17 @@ class Redactor:
                 lower = text.lower()
         return text, hits
 
+    def redact_token(self, token):
+        """``redact`` of one of the short tokens that explain a score, remembered: they come back
+        line after line (``TOKEN_MEMO`` of them; the memo is cleared when full)."""
+        result = self._token_memo.get(token)
+        if result is None:
+            result = self.redact(token)
+            if len(self._token_memo) >= TOKEN_MEMO:
+                self._token_memo.clear()
+            self._token_memo[token] = result
+        return result
+
     def to_json(self):
         return [{"name": n, "pattern": p, "replacement": r if isinstance(r, str) else f"<function {r.__name__}>",
                  "category": c} for n, p, r, c in self.rules]
@@ -327,7 +340,7 @@ def redact_document(doc, redactor, counts=None):
             if not isinstance(token, str):
                 tokens.append(token)
                 continue
-            new, hits = redactor.redact(token)
+            new, hits = redactor.redact_token(token)
             if total and not hits and texts is None:
                 texts = [doc.get(k) for k in ("message", "line", "summary") if isinstance(doc.get(k), str)]
                 texts += [e.get("message") for e in doc.get("examples") or ()
