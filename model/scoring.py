@@ -165,7 +165,7 @@ class Scorer:
         for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
             n = len(tokens)
             row_losses = row_losses[:n]
-            unknown = [i for i, token_id in enumerate(row_ids) if token_id == UNK_ID]
+            unknown = [i for i, token_id in enumerate(row_ids) if token_id == UNK_ID] if UNK_ID in row_ids else []
             novel = {}  # token -> [penalty, occurrences]
             for i in unknown:  # the model cannot reconstruct what it never saw: its penalty stands in
                 penalty = self.unknown_token_penalty(tokens, i)
