@@ -221,7 +221,11 @@ def bulk_body(index, docs):
     parts = []
     for doc_id, doc in docs.items():
         parts.append(dumps({"index": {"_index": index, "_id": doc_id}}))
-        parts.append(dumps({k: v for k, v in doc.items() if k != "id"}))
+        del doc["id"]   # encoded without its "id" (no copy of each document), then given it back
+        try:
+            parts.append(dumps(doc))
+        finally:
+            doc["id"] = doc_id
     parts.append(b"")
     return b"\n".join(parts)
 

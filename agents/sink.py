@@ -42,7 +42,9 @@ async def index_batch(es, docs, incidents):
     if settings.ANOMALIES_ONLY:
         docs = [d for d in docs if d["is_anomaly"]]
     indexed_at = iso(datetime.now(timezone.utc))
-    docs = [dict(line_document(doc), indexed_at=indexed_at) for doc in docs]
+    docs = [line_document(doc) for doc in docs]   # new dicts: stamped in place
+    for doc in docs:
+        doc["indexed_at"] = indexed_at
     latest = {}
     for incident in incidents:
         latest[incident["incident_id"]] = dict(incident, id=incident["incident_id"])
