@@ -21,6 +21,11 @@
    suspension in place; only a delivery that does suspend goes on as a task under the same
    ``wait_first``.  Same records, same order, same offsets; the task machinery was about half
    of bare Faust's CPU per record.
+5. (Speed, issue 11.)  Faust creates the worker's consumer with ``fetch_max_wait_ms=1500``.  aiokafka
+   keeps one fetch in flight per broker, made of the partitions that have nothing buffered; when
+   none of them gets a record, the broker holds the fetch that long, and a partition that runs dry
+   meanwhile (the log topic's, while the scored topic's were asked for) waits for it: the worker
+   stood idle 0.5-1.1 s at a time under a backlog.  Here the wait is ``CLOGS_FETCH_MAX_WAIT``.
 Pinned to faust-streaming==0.15.3 (setup.cfg); re-check these functions when upgrading.
 """
 import asyncio
@@ -32,6 +37,8 @@ from faust import worker as _worker
 from faust.transport import consumer as _consumer
 from faust.tables import recovery as _recovery
 from faust.transport.drivers import aiokafka as _driver
+
+from app import settings
 
 
 async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
@@ -186,3 +193,15 @@ async def _drain_messages(self, fetcher):
 
 
 _consumer.Consumer._drain_messages = _drain_messages
+
+
+_create_worker_consumer = _driver.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _create_worker_consumer_with_short_fetch_wait(self, transport):
+    consumer = _create_worker_consumer(self, transport)
+    consumer._fetch_max_wait_ms = int(settings.FETCH_MAX_WAIT * 1000)   # read when it starts its fetcher
+    return consumer
+
+
+_driver.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_with_short_fetch_wait

@@ -93,7 +93,12 @@ BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 1024)     # lines the scoring agent ta
 # alerts), one request each at Faust's defaults (0 s, 16 KB) -- issue 11.
 PRODUCER_LINGER = _env_float("CLOGS_PRODUCER_LINGER", 0.01)
 PRODUCER_BATCH_BYTES = _env_int("CLOGS_PRODUCER_BATCH_BYTES", 1_000_000)
-BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.5)
+BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.2)   # seconds an agent waits to fill a batch
+# How long the broker may hold the worker's fetch when none of its partitions has new records.  The
+# consumer keeps one fetch in flight per broker, and a partition that runs dry waits for it: with
+# Faust's 1.5 s, the scored topic's next batches waited up to 1.5 s behind a fetch that only asked
+# for log partitions with nothing new (app/faust_fixes.py fix 5, issue 11).
+FETCH_MAX_WAIT = _env_float("CLOGS_FETCH_MAX_WAIT", 0.1)
 MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
 SOURCE_FIELD = _env("CLOGS_SOURCE_FIELD", "")   # shippers' records: dotted field paths of the source, ","-separated
 SOURCE_HEADER = _env("CLOGS_SOURCE_HEADER", "source")  # ... or this Kafka header ("" = off); agents/parsing.py
