@@ -89,7 +89,7 @@ class LineSender:
         else:
             record = {"source": source, "file": file, "line_no": line_no,
                       "line": raw.decode("utf-8", errors="replace"),
-                      "ingested_at": datetime.now(timezone.utc).isoformat(), "host": self.host}
+                      "ingested_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "host": self.host}
             self.pending.append(await self.producer.send(self.topic, jsonio.dumps(record),
                                                          key=source.encode()))
             summary["lines"] += 1
