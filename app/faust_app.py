@@ -65,6 +65,11 @@ anomalies_topic = app.topic(settings.ANOMALIES_TOPIC, key_type=str, value_serial
 TOPICS = settings.app_topics()
 scored_topic = app.topic(TOPICS["scored"], internal=True, key_type=str, key_serializer="json",
                          value_type=ScoredBatch, partitions=settings.PARTITIONS)
+# Scored batches (up to 512 lines each, decoded) that may wait for the threshold agent: Faust's
+# 256 let a fast scoring side park about 130,000 decoded lines in the worker (its RSS reached
+# 931-1,058 MB in the soak, 769 MB with 32; issue 11).  app.topic() takes no maxsize, the clones
+# that the agent iterates copy the attribute.
+scored_topic.maxsize = settings.SCORED_BUFFER
 results_topic = app.topic(TOPICS["results"], internal=True, key_type=str, value_serializer="json",
                           partitions=settings.PARTITIONS)
 

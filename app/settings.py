@@ -99,6 +99,7 @@ BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.2)   # seconds an agent wait
 # Faust's 1.5 s, the scored topic's next batches waited up to 1.5 s behind a fetch that only asked
 # for log partitions with nothing new (app/faust_fixes.py fix 5, issue 11).
 FETCH_MAX_WAIT = _env_float("CLOGS_FETCH_MAX_WAIT", 0.1)
+SCORED_BUFFER = _env_int("CLOGS_SCORED_BUFFER", 32)   # scored batches waiting for the threshold agent
 MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
 SOURCE_FIELD = _env("CLOGS_SOURCE_FIELD", "")   # shippers' records: dotted field paths of the source, ","-separated
 SOURCE_HEADER = _env("CLOGS_SOURCE_HEADER", "source")  # ... or this Kafka header ("" = off); agents/parsing.py
