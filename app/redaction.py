@@ -37,6 +37,7 @@ a line, incident or dead-letter document in place.
 """
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 REDACTED = "[REDACTED]"
@@ -210,7 +211,8 @@ class Redactor:
             check = _PRECHECK.get(name) if prechecks and defaults.get(name) == pattern else None
             self._compiled.append((name, re.compile(pattern), replacement, check))
         self._gated = bool(self._compiled) and all(check is not None for *_, check in self._compiled)
-        self._token_memo = {}
+        # ``redact`` of the short tokens that explain a score, remembered: they come back line after line
+        self.redact_token = lru_cache(maxsize=TOKEN_MEMO)(self.redact)
 
     @property
     def enabled(self):
@@ -287,17 +289,6 @@ class Redactor:
                 hits[name] = hits.get(name, 0) + n
                 lower = text.lower()
         return text, hits
-
-    def redact_token(self, token):
-        """``redact`` of one of the short tokens that explain a score, remembered: they come back
-        line after line (``TOKEN_MEMO`` of them; the memo is cleared when full)."""
-        result = self._token_memo.get(token)
-        if result is None:
-            result = self.redact(token)
-            if len(self._token_memo) >= TOKEN_MEMO:
-                self._token_memo.clear()
-            self._token_memo[token] = result
-        return result
 
     def to_json(self):
         return [{"name": n, "pattern": p, "replacement": r if isinstance(r, str) else f"<function {r.__name__}>",

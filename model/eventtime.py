@@ -16,10 +16,11 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from .normalise import DAY_NAMES, MONTH_NAMES, any_day, any_month, bgl_core, clock, iso_core
+
 SCAN_CHARS = 100
-MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                                      "Dec"), start=1)}
-_MON = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+MONTHS = {m: i for i, m in enumerate(MONTH_NAMES, start=1)}
+_MON = "(" + "|".join(MONTH_NAMES) + ")"
 
 # (name, regex with named groups); groups: Y (4-digit year) y (2-digit) m M (month name) d H I S f (fraction)
 # z (zone) e (epoch seconds)
@@ -27,7 +28,7 @@ SHAPES = [
     ("iso8601", r"\b(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})[T ](?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2})"
                 r"(?:[.,](?P<f>\d+))?(?P<z>Z|[+-]\d{2}:?\d{2})?"),
     ("bgl", r"\b(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<H>\d{2})\.(?P<I>\d{2})\.(?P<S>\d{2})\.(?P<f>\d+)\b"),
-    ("weekday", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) " + _MON.replace("(", "(?P<M>", 1)
+    ("weekday", r"\b(?:" + "|".join(DAY_NAMES) + ") " + _MON.replace("(", "(?P<M>", 1)
                 + r" (?P<d>\d{1,2}) (?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2}) (?P<Y>\d{4})\b"),
     ("syslog", r"\b" + _MON.replace("(", "(?P<M>", 1) + r"\s+(?P<d>\d{1,2})\s+(?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2})\b"),
     ("clf", r"\[(?P<d>\d{2})/" + _MON.replace("(", "(?P<M>", 1) + r"/(?P<Y>\d{4}):(?P<H>\d{2}):(?P<I>\d{2}):(?P<S>\d{2})"
@@ -37,20 +38,15 @@ SHAPES = [
     ("epoch", r"^(?:- )?(?P<e>1[0-9]{9})(?:\.(?P<f>\d+))?\b"),
 ]
 _COMPILED = [(name, re.compile(pattern)) for name, pattern in SHAPES]
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # Cheap necessary conditions (on the scanned head): a shape whose condition fails cannot match, so
 # its search is skipped.  tests/test_incidents.py checks that the result is the same without them.
-# Those that are regexes start with a literal character, which Python's engine finds fast.
-_ISO_CORE = re.compile(r"-\d\d-\d\d[T ]\d\d:").search     # inside every iso8601 stamp
-_BGL_CORE = re.compile(r"-\d\d-\d\d-\d\d\.").search      # inside every bgl stamp
+# The scans are the normaliser's (model/normalise.py), which start with a literal character.
 _CLOCK_YEAR = re.compile(r":\d\d:\d\d \d{4}\b").search       # inside every weekday stamp
-_CLOCK = re.compile(r":\d\d:\d\d").search                  # inside every syslog stamp
-_ANY_MONTH = re.compile("|".join(MONTHS)).search             # one scan instead of twelve substring tests
 _PRECHECK = {
-    "iso8601": _ISO_CORE,
-    "bgl": _BGL_CORE,
-    "weekday": lambda head: _CLOCK_YEAR(head) and any(day in head for day in _DAYS),
-    "syslog": lambda head: _CLOCK(head) and _ANY_MONTH(head),
+    "iso8601": iso_core,
+    "bgl": bgl_core,
+    "weekday": lambda head: _CLOCK_YEAR(head) and any_day(head),
+    "syslog": lambda head: clock(head) and any_month(head),
     "clf": lambda head: "[" in head and "/" in head,
     "hdfs": lambda head: head[:1].isdigit(),
     "android": lambda head: head[:1].isdigit(),

@@ -38,27 +38,30 @@ DEFAULT_RULES = [
 
 _GENERIC = {"long_id", "number", "inner_number"}
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_ANY_MONTH = re.compile("|".join(_MONTHS)).search   # one scan instead of twelve substring tests
-_ANY_DAY = re.compile("|".join(_DAYS)).search
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+# Scans for the pieces of the timestamp shapes, shared by the pre-checks below and by those of
+# model/eventtime.py (its shapes are these rules').  Each regex starts with a literal character:
+# Python's engine then jumps from one occurrence of that character to the next instead of trying
+# at every position (the three timestamp-like rules took 7-9 us a line on BGL lines, their
+# pre-checks take about 1).
+any_month = re.compile("|".join(MONTH_NAMES)).search   # one scan instead of twelve substring tests
+any_day = re.compile("|".join(DAY_NAMES)).search
+iso_core = re.compile(r"-\d\d-\d\d[T ]\d\d:").search      # inside every iso8601 stamp
+bgl_core = re.compile(r"-\d\d-\d\d-\d\d\.").search       # inside every BGL stamp
+clock = re.compile(r":\d\d:\d\d").search                   # inside every weekday and syslog stamp
+_UUID_CORE = re.compile(r"-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-").search      # inside every uuid
 
 # Cheap necessary conditions for some default rules: a rule whose condition fails on a line
 # cannot match it, so its regex is skipped (a third of the normaliser's time on BGL lines).
 # tests/test_normalise.py checks that the result is the same with and without them.
-# A pre-check that is itself a regex starts with a literal character: Python's engine then jumps from
-# one occurrence of that character to the next instead of trying the rule at every position (the
-# three timestamp-like rules below took 7-9 us a line on BGL lines, their pre-checks take about 1).
-_UUID_CORE = re.compile(r"-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-").search      # inside every uuid
-_ISO_CORE = re.compile(r"-\d\d-\d\d[T ]\d\d:").search                     # inside every iso8601 stamp
-_BGL_CORE = re.compile(r"-\d\d-\d\d-\d\d\.").search                      # inside every bgl_timestamp
-_CLOCK = re.compile(r":\d\d:\d\d").search                                    # inside both syslog-like stamps
 PREFILTERS = {
     "uuid": _UUID_CORE,
-    "iso8601": _ISO_CORE,
-    "bgl_timestamp": _BGL_CORE,
-    "weekday_timestamp": lambda line: _CLOCK(line) and _ANY_DAY(line),
-    "syslog_timestamp": lambda line: _CLOCK(line) and _ANY_MONTH(line),
+    "iso8601": iso_core,
+    "bgl_timestamp": bgl_core,
+    "weekday_timestamp": lambda line: clock(line) and any_day(line),
+    "syslog_timestamp": lambda line: clock(line) and any_month(line),
     "time": lambda line: ":" in line,
     "ipv6": lambda line: "::" in line or line.count(":") >= 7,
     "block_id": lambda line: "blk_" in line,
