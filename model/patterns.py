@@ -53,7 +53,13 @@ def line_level(tokens):
 
 def level_at(tokens):
     """(severity, index of the token stating it), or (-1, None)."""
-    for index, token in enumerate(tokens[:LEVEL_SCAN_TOKENS]):
+    return head_level(tuple(tokens[:LEVEL_SCAN_TOKENS]))
+
+
+@lru_cache(maxsize=50_000)
+def head_level(head):
+    """``level_at`` of a line's first tokens (remembered: once masked, lines share their heads)."""
+    for index, token in enumerate(head):
         level = token_level(token)
         if level is not None:
             return level, index

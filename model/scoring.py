@@ -13,13 +13,18 @@ counts, not their sum: a normal line with several variable fields must not outsc
 with one truly new word.  The per-token losses, with their penalties, give ``top_tokens``:
 the tokens that explain the score.
 
-Inference sorts a batch by length and pads each chunk only to its longest line; scores are
-the same as with fixed-length padding (tests/test_model.py).  Lines repeat a lot once
+Inference sorts a batch by length and cuts it in chunks of lines of about the same length, each
+padded only to its longest line; scores are the same as with fixed-length padding, to float
+rounding (tests/test_model.py).  Lines repeat a lot once
 normalised, so results are cached by token sequence (LRU, ``cache_size``; 0 disables it).
 """
+import ctypes
+import gc
 import math
+import sys
 import tempfile
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
@@ -36,6 +41,11 @@ PROJECTION_DTYPE = {"fp32": None, "bf16": torch.bfloat16}
 MAX_LINE_CHARS = 64_000  # a longer line is cut before normalisation (a 1 MB line is never a crash)
 TOP_K = 3
 BOS = "<s>"
+# A chunk (one forward pass) ends where its lines grow LENGTH_STEP times longer than its first, once
+# it holds MIN_CHUNK lines: the LSTMs run every line of a chunk over the chunk's longest, so one long
+# line among short ones made them do 1.6x the work on bench_speed's lines (1.1x now).
+LENGTH_STEP = 1.25
+MIN_CHUNK = 32
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Scorer:
         self.replay = list(replay or [])  # a sample of its training lines, rehearsed when it is retrained
         if threads:
             torch.set_num_threads(threads)
+        keep_freed_memory()
 
     @classmethod
     def from_checkpoint(cls, checkpoint_dir="checkpoints", device="cpu", threads=0, **kwargs):
@@ -112,6 +123,10 @@ class Scorer:
     # -- scoring ----------------------------------------------------------------------
     def score_batch(self, lines):
         """One LineScore per input line, in order; empty lines score 0 with 0 tokens."""
+        with gc_paused():
+            return self._score_batch(lines)
+
+    def _score_batch(self, lines):
         prepared = [self.prepare(line) for line in lines]
         results = [None] * len(lines)
         todo = {}
@@ -145,10 +160,9 @@ class Scorer:
         """Score distinct token lists: sorted by length, chunked, each chunk padded to its longest."""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
         out = [None] * len(token_lists)
-        for start in range(0, len(order), self.chunk_size):
-            idx = order[start:start + self.chunk_size]
-            chunk = [token_lists[i] for i in idx]
-            for i, result in zip(idx, self.score_tokens_padded(chunk)):
+        for idx in length_chunks([len(token_lists[i]) for i in order], self.chunk_size):
+            idx = order[idx]
+            for i, result in zip(idx, self.score_tokens_padded([token_lists[i] for i in idx])):
                 out[i] = result
         return out
 
@@ -174,9 +188,9 @@ class Scorer:
                 entry[0], entry[1] = max(entry[0], penalty), entry[1] + 1
             if unknown:
                 base = sum(loss for i, loss in enumerate(row_losses) if row_ids[i] != UNK_ID) / n
+                score = content_score(base, n, novel.values())
             else:   # the same sum, in the same order, without a Python step per token
-                base = sum(row_losses) / n
-            score = content_score(base, n, novel.values())
+                base = score = sum(row_losses) / n   # content_score(base, n, []) is base
             level, at = level_at(tokens)
             prior = severity_prior(level, self.prior_at_fatal)
             if prior:
@@ -204,6 +218,55 @@ class Scorer:
             seen, novel = seen - 1, novel - 1
         alpha, base = self.novelty["alpha"], self.novelty["rate"]
         return -math.log((novel + alpha * base) / (seen + alpha))
+
+
+def length_chunks(lengths, most):
+    """Slices of ``lengths`` (sorted, ascending): at most ``most`` items each, and a new one once the
+    next length passes LENGTH_STEP times the slice's first (not before MIN_CHUNK items)."""
+    start, n = 0, len(lengths)
+    while start < n:
+        end, limit, longest = start + 1, min(n, start + most), lengths[start] * LENGTH_STEP
+        while end < limit and (lengths[end] <= longest or end - start < MIN_CHUNK):
+            end += 1
+        yield slice(start, end)
+        start = end
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection inside.  Scoring allocates a dozen containers a line, none of them
+    in a cycle, and at Python's defaults the collector walked the heap (torch, the model, the caller's
+    data) every 700 of them: 6 us of a line's ~35 us of Python (docs/figures.md, issue 11).  The
+    caller's setting is restored after; what scoring left is collected then as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_MALLOPT_DONE = []
+
+
+def keep_freed_memory(trim=64 << 20, mmap=16 << 20):
+    """Scoring frees and allocates tensors of up to a few MB on every chunk, of varying sizes.  glibc's
+    malloc hands such memory back to the kernel as soon as twice the largest block is free at the
+    top of its heap, and the next chunk faults every page in again: 10 page faults a line and 3 s of
+    system time per 120,000 lines on bench_speed's lines.  Keep up to ``trim`` bytes free instead,
+    and serve blocks under ``mmap`` bytes from the heap (peak RSS +20 MB).  Once per process; glibc
+    only -- elsewhere (musl, macOS) nothing is changed."""
+    if _MALLOPT_DONE or not sys.platform.startswith("linux"):
+        return
+    _MALLOPT_DONE.append(True)
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_TRIM_THRESHOLD, trim)
+    mallopt(M_MMAP_THRESHOLD, mmap)
 
 
 def content_score(base, n, novel):

@@ -80,7 +80,11 @@ def test_prefilters_never_change_the_result():
     folder = shared if shared.is_dir() else Path(__file__).resolve().parent.parent / "data" / "loghub"
     fast, slow = Normaliser(), Normaliser(prefilters=False)
     lines = [line for path in sorted(folder.glob("*.log")) for line in path.read_text(errors="replace").splitlines()]
-    lines += ["fe80::1 and 2001:db8:85a3:0:0:8a2e:370:7334", "Mon Dec 04 04:47:44 2005", "blk_-12 /a/b [77]"]
+    lines += ["fe80::1 and 2001:db8:85a3:0:0:8a2e:370:7334", "Mon Dec 04 04:47:44 2005", "blk_-12 /a/b [77]",
+              # stamps glued to a word or a digit, two in a line, a piece without its stamp (model/normalise.py STARTS)
+              "x2005-06-03-15.42.50.675872 12005-06-03-15.42.50.1 2005-06-03-15.42.50.2 and 2006-01-01-01.01.01.3",
+              "-06-03-15.42.50. then 2005-06-03-15.42.50.675872", "a2016-09-28 04:30:30 2016-09-28T04:30:30.5Z",
+              "id=3f2504e0-4f89-11d3-9a0c-0305e82c3301,3f2504e0-4f89-11d3-9a0c-0305e82c3301 g3f2504e0-4f89-11d3-9a0c-0305e82c3301"]
     assert len(lines) > 10_000
     expected = [slow.mask(line).split() for line in lines]   # every rule, the whole line at a time
     assert [fast.tokenize(line) for line in lines] == expected
@@ -96,6 +100,9 @@ def test_tokens_alone_give_the_same_tokens_as_the_whole_line():
     rng = random.Random(7)
     pieces = list("0123456789abcdefxXAF.:-/[]<>_ ,T+Z") + [" ", "\t", "\xa0", "\u2028", "\x1c", "blk_", "Dec 10 ",
                                                           "Mon Dec 04 ", "2005-06-03", "12:01:01", "0x", "::", "fe80::1",
+                                                          "2005-06-03-15.42.50.675872", "2005-06-03T15:42:50",
+                                                          "2016-09-28 04:30:30,123", "-15.42.50.", "-06-03-",
+                                                          "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "-4f89-11d3-",
                                                           "1117838570"]
     n, reference = Normaliser(), Normaliser(prefilters=False)
     assert len(n._token_rules) == 12 and len(n._line_rules) == 6
