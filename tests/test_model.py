@@ -230,3 +230,31 @@ def test_scoring_in_several_chunks_gives_the_same_results_in_order(default_score
     for a, b in zip(want, got):
         assert a.score == pytest.approx(b.score, abs=1e-5) and a.top_tokens == b.top_tokens
         assert (a.pattern, a.level, a.novel) == (b.pattern, b.level, b.novel)
+
+
+def test_length_chunks_keep_lines_of_about_the_same_length_together():
+    """A chunk ends where lengths pass 1.25x its first line's (from 32 lines on) or at the most allowed;
+    the chunks cover every line once, in order."""
+    from model.scoring import length_chunks
+
+    lengths = [4] * 40 + [5] * 10 + [6] * 40 + [12] * 3
+    chunks = list(length_chunks(lengths, 256))
+    assert [(c.start, c.stop) for c in chunks] == [(0, 50), (50, 90), (90, 93)]   # 6 > 5 = 4 x 1.25; 12 > 7.5
+    assert [(c.start, c.stop) for c in length_chunks([12] * 10 + [64] * 3, 256)] == [(0, 13)]  # under 32 lines: one
+    assert [(c.start, c.stop) for c in length_chunks([7] * 100, 48)] == [(0, 48), (48, 96), (96, 100)]
+    assert list(length_chunks([], 256)) == []
+
+
+def test_score_batch_gives_the_caller_its_garbage_collector_back(default_scorer):
+    """score_batch pauses cyclic collection for its batch and restores what the caller had."""
+    import gc
+
+    assert gc.isenabled()
+    default_scorer.score_batch(["a line", "another line 42"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        default_scorer.score_batch(["a line"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
