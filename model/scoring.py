@@ -174,9 +174,14 @@ class Scorer:
         ids = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in encoded], dtype=torch.long)
         lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
         losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device),
-                                         PROJECTION_DTYPE[self.precision]).cpu().tolist()
+                                         PROJECTION_DTYPE[self.precision]).cpu()
+        # each row's positions by loss, highest first, and whether two of its real positions tie: the
+        # top tokens of most lines then need no Python sort (_top_in_order)
+        ranked, order = losses.sort(dim=1, descending=True, stable=True)
+        tied = ((ranked[:, 1:] == ranked[:, :-1]) & (torch.arange(1, width) < lengths[:, None])).any(dim=1).tolist()
         results = []
-        for tokens, row_ids, row_losses in zip(token_lists, encoded, losses):
+        for tokens, row_ids, row_losses, row_order, row_tied in zip(token_lists, encoded, losses.tolist(),
+                                                                   order.tolist(), tied):
             n = len(tokens)
             row_losses = row_losses[:n]
             unknown = [i for i, token_id in enumerate(row_ids) if token_id == UNK_ID] if UNK_ID in row_ids else []
@@ -196,7 +201,9 @@ class Scorer:
             if prior:
                 score += prior
                 row_losses[at] += prior
-            results.append(LineScore(score, n, len(unknown), *_top_tokens(tokens, row_losses, unknown), base=base,
+            top = (_top_tokens(tokens, row_losses, unknown) if unknown or prior or row_tied
+                   else _top_in_order(tokens, row_losses, row_order))
+            results.append(LineScore(score, n, len(unknown), *top, base=base,
                                      novel=[[t, round(p, 4), k] for t, (p, k) in novel.items()],
                                      pattern=pattern_key(tokens), level=level))
         return results
@@ -301,6 +308,21 @@ def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
     else:   # a stable sort by loss, highest first (what heapq.nlargest gives, sorted in C)
         top = sorted(best.items(), key=itemgetter(1), reverse=True)[:k]
     return [t for t, _ in top], [round(loss, 4) for _, loss in top]
+
+
+def _top_in_order(tokens, losses, order, k=TOP_K):
+    """``_top_tokens`` of a line without unknown tokens whose losses do not tie, given its positions
+    by loss, highest first (padding last): each token at its first, so largest, loss."""
+    top, seen, n = [], set(), len(tokens)
+    for i in order:
+        if i >= n:
+            break
+        if tokens[i] not in seen:
+            seen.add(tokens[i])
+            top.append(i)
+            if len(top) == k:
+                break
+    return [tokens[i] for i in top], [round(losses[i], 4) for i in top]
 
 
 def _with_truncated(result, truncated):

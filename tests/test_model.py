@@ -258,3 +258,42 @@ def test_score_batch_gives_the_caller_its_garbage_collector_back(default_scorer)
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_top_tokens_from_the_sorted_losses_match_the_general_rule():
+    """The top tokens of a line -- each token at its largest loss, highest first, ties in order of
+    first occurrence -- are the same from the chunk's sorted losses (no tie) and from _top_tokens."""
+    import random
+
+    from model.scoring import _top_in_order, _top_tokens
+
+    def reference(tokens, losses, k=3):
+        best = {}
+        for token, loss in zip(tokens, losses):
+            if loss > best.get(token, -1.0):
+                best[token] = loss
+        top = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+        return [t for t, _ in top], [round(loss, 4) for _, loss in top]
+
+    rng = random.Random(3)
+    rows = []
+    for _ in range(5000):
+        n = rng.randint(1, 20)
+        tokens = [rng.choice("abcdef") for _ in range(n)]
+        losses = [rng.choice((0.5, 1.0, 2.0)) if rng.random() < 0.3 else rng.random() * 5 for _ in range(n)]
+        rows.append((tokens, losses))
+    width = 23
+    padded = torch.tensor([losses + [0.0] * (width - len(losses)) for _, losses in rows], dtype=torch.float32)
+    lengths = torch.tensor([len(tokens) for tokens, _ in rows])
+    ranked, order = padded.sort(dim=1, descending=True, stable=True)
+    tied = ((ranked[:, 1:] == ranked[:, :-1]) & (torch.arange(1, width) < lengths[:, None])).any(dim=1).tolist()
+    as_float32 = padded.tolist()
+    checked = 0
+    for (tokens, _), row, row_order, row_tied in zip(rows, as_float32, order.tolist(), tied):
+        losses = row[:len(tokens)]
+        want = reference(tokens, losses)
+        assert _top_tokens(tokens, losses) == want
+        if not row_tied:
+            assert _top_in_order(tokens, losses, row_order) == want
+            checked += 1
+    assert 1000 < checked < 5000   # both kinds of rows were met
