@@ -19,6 +19,7 @@ rounding (tests/test_model.py).  Lines repeat a lot once
 normalised, so results are cached by token sequence (LRU, ``cache_size``; 0 disables it).
 """
 import ctypes
+import functools
 import gc
 import math
 import sys
@@ -254,19 +255,16 @@ def gc_paused():
             gc.enable()
 
 
-_MALLOPT_DONE = []
-
-
+@functools.cache   # once per process
 def keep_freed_memory(trim=64 << 20, mmap=16 << 20):
     """Scoring frees and allocates tensors of up to a few MB on every chunk, of varying sizes.  glibc's
     malloc hands such memory back to the kernel as soon as twice the largest block is free at the
     top of its heap, and the next chunk faults every page in again: 10 page faults a line and 3 s of
     system time per 120,000 lines on bench_speed's lines.  Keep up to ``trim`` bytes free instead,
-    and serve blocks under ``mmap`` bytes from the heap (peak RSS +20 MB).  Once per process; glibc
-    only -- elsewhere (musl, macOS) nothing is changed."""
-    if _MALLOPT_DONE or not sys.platform.startswith("linux"):
+    and serve blocks under ``mmap`` bytes from the heap (peak RSS +20 MB).  glibc only -- elsewhere
+    (musl, macOS) nothing is changed."""
+    if not sys.platform.startswith("linux"):
         return
-    _MALLOPT_DONE.append(True)
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
