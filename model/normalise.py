@@ -172,10 +172,7 @@ def _sub_at_pieces(regex, token, text, find_piece, offset):
     ``offset`` characters after their start: the rule is tried only where a piece is.  Matches come
     in the same order as sub's (a match's piece is at its start + offset), do not overlap, and
     ``regex.match(text, at)`` sees the characters before ``at`` (``\b`` stays right)."""
-    piece = find_piece(text)
-    if not piece:
-        return text
-    out, done = [], 0
+    piece, out, done = find_piece(text), [], 0
     while piece:
         at = piece.start() - offset
         match = regex.match(text, at) if at >= done else None

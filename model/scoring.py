@@ -176,13 +176,9 @@ class Scorer:
         lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.long)
         losses = self.model.token_losses(ids.to(self.device), lengths.to(self.device),
                                          PROJECTION_DTYPE[self.precision]).cpu()
-        # each row's positions by loss, highest first, and whether two of its real positions tie: the
-        # top tokens of most lines then need no Python sort (_top_in_order)
-        ranked, order = losses.sort(dim=1, descending=True, stable=True)
-        tied = ((ranked[:, 1:] == ranked[:, :-1]) & (torch.arange(1, width) < lengths[:, None])).any(dim=1).tolist()
+        order, tied = rank_positions(losses, lengths)   # the top tokens of most lines need no Python sort
         results = []
-        for tokens, row_ids, row_losses, row_order, row_tied in zip(token_lists, encoded, losses.tolist(),
-                                                                   order.tolist(), tied):
+        for tokens, row_ids, row_losses, row_order, row_tied in zip(token_lists, encoded, losses.tolist(), order, tied):
             n = len(tokens)
             row_losses = row_losses[:n]
             unknown = [i for i, token_id in enumerate(row_ids) if token_id == UNK_ID] if UNK_ID in row_ids else []
@@ -288,14 +284,7 @@ def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
         # No two positions tie: taking positions by loss, highest first, and skipping a token met
         # before picks each token at its largest loss -- the same k tokens, in the same order, as
         # the general path below, without a Python step per token.
-        top, seen = [], set()
-        for i in sorted(range(len(losses)), key=losses.__getitem__, reverse=True):
-            if tokens[i] not in seen:
-                seen.add(tokens[i])
-                top.append((tokens[i], losses[i]))
-                if len(top) == k:
-                    break
-        return [t for t, _ in top], [round(loss, 4) for _, loss in top]
+        return _top_in_order(tokens, losses, sorted(range(len(losses)), key=losses.__getitem__, reverse=True), k)
     best = {}
     for token, loss in zip(tokens, losses):
         if loss > best.get(token, -1.0):
@@ -306,6 +295,14 @@ def _top_tokens(tokens, losses, unknown=(), k=TOP_K):
     else:   # a stable sort by loss, highest first (what heapq.nlargest gives, sorted in C)
         top = sorted(best.items(), key=itemgetter(1), reverse=True)[:k]
     return [t for t, _ in top], [round(loss, 4) for _, loss in top]
+
+
+def rank_positions(losses, lengths):
+    """Each row's positions by loss, highest first (stable, so padding comes last), and whether two
+    of its real positions tie, as lists: ``losses`` (rows, width), 0 at padding; ``lengths`` (rows,)."""
+    ranked, order = losses.sort(dim=1, descending=True, stable=True)
+    tied = (ranked[:, 1:] == ranked[:, :-1]) & (torch.arange(1, losses.size(1)) < lengths[:, None])
+    return order.tolist(), tied.any(dim=1).tolist()
 
 
 def _top_in_order(tokens, losses, order, k=TOP_K):

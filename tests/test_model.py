@@ -265,7 +265,7 @@ def test_top_tokens_from_the_sorted_losses_match_the_general_rule():
     first occurrence -- are the same from the chunk's sorted losses (no tie) and from _top_tokens."""
     import random
 
-    from model.scoring import _top_in_order, _top_tokens
+    from model.scoring import _top_in_order, _top_tokens, rank_positions
 
     def reference(tokens, losses, k=3):
         best = {}
@@ -285,11 +285,9 @@ def test_top_tokens_from_the_sorted_losses_match_the_general_rule():
     width = 23
     padded = torch.tensor([losses + [0.0] * (width - len(losses)) for _, losses in rows], dtype=torch.float32)
     lengths = torch.tensor([len(tokens) for tokens, _ in rows])
-    ranked, order = padded.sort(dim=1, descending=True, stable=True)
-    tied = ((ranked[:, 1:] == ranked[:, :-1]) & (torch.arange(1, width) < lengths[:, None])).any(dim=1).tolist()
-    as_float32 = padded.tolist()
+    order, tied = rank_positions(padded, lengths)
     checked = 0
-    for (tokens, _), row, row_order, row_tied in zip(rows, as_float32, order.tolist(), tied):
+    for (tokens, _), row, row_order, row_tied in zip(rows, padded.tolist(), order, tied):
         losses = row[:len(tokens)]
         want = reference(tokens, losses)
         assert _top_tokens(tokens, losses) == want

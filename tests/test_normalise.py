@@ -81,7 +81,7 @@ def test_prefilters_never_change_the_result():
     fast, slow = Normaliser(), Normaliser(prefilters=False)
     lines = [line for path in sorted(folder.glob("*.log")) for line in path.read_text(errors="replace").splitlines()]
     lines += ["fe80::1 and 2001:db8:85a3:0:0:8a2e:370:7334", "Mon Dec 04 04:47:44 2005", "blk_-12 /a/b [77]",
-              # stamps glued to a word or a digit, two in a line, a piece without its stamp (model/normalise.py STARTS)
+              # stamps glued to a word or a digit, two in a line, a piece without its stamp (model/normalise.py PIECES)
               "x2005-06-03-15.42.50.675872 12005-06-03-15.42.50.1 2005-06-03-15.42.50.2 and 2006-01-01-01.01.01.3",
               "-06-03-15.42.50. then 2005-06-03-15.42.50.675872", "a2016-09-28 04:30:30 2016-09-28T04:30:30.5Z",
               "id=3f2504e0-4f89-11d3-9a0c-0305e82c3301,3f2504e0-4f89-11d3-9a0c-0305e82c3301 g3f2504e0-4f89-11d3-9a0c-0305e82c3301"]
