@@ -20,20 +20,19 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from app import settings
-from app.documents import incident_document, line_document
-from app.faust_app import anomalies_topic, app, feedback_topic, results_topic, ticks_topic
+from app.faust_app import anomalies_topic, app, feedback_topic, redactor, results_topic, settings, ticks_topic
+from app.outputs.documents import incident_document, line_document
 from model.eventtime import iso
 from model.incidents import alerting, apply_feedback, count_line, expire, incident_id, new_incident
 from model.rates import (RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, usual_rate,
                          window_start)
+from model.state import to_dict
 from tables.stats import add_lines, incidents_table, lines_in, rate_table, stats_table
 
 log = logging.getLogger(__name__)
 
 
-def rate_policy():
-    return RatePolicy(**settings.rate_options())
+RATES = RatePolicy.of(settings)
 
 
 def iso_at(seconds):
@@ -67,7 +66,7 @@ def content_incidents(source, docs, now):
                 continue
             incident = known[pattern] = new_incident(source, "content", pattern, doc["@timestamp"])
         doc["incident_id"] = incident["incident_id"]
-        if count_line(incident, doc, settings.INCIDENT_EXAMPLES):
+        if count_line(incident, doc, settings.incident_examples):
             incident["updated_at"] = now
             changed[incident["incident_id"]] = expire(incident, now)
     for iid, incident in changed.items():
@@ -136,7 +135,7 @@ def silence_incident(source, now_s, policy, watching_since=0.0):
     worker calls no silence before it has watched the source for as long as the silence bound
     (``watching_since``: when it started): after a restart the backlog must be read first."""
     state = rate_table[source]
-    before = state.asdict()
+    before = to_dict(state)
     roll(state, now_s, policy, lambda start: lines_in(source, start))
     changed, new_episode = [], False
     if is_silent(state, now_s, policy) and now_s - watching_since > silence_after(state, policy):
@@ -154,7 +153,7 @@ def silence_incident(source, now_s, policy, watching_since=0.0):
                                 f"silent after {usual:.0f} s for this source")
         incidents_table[iid] = incident
         changed.append(incident)
-    if state.asdict() != before:   # a tick that changes nothing writes nothing
+    if to_dict(state) != before:   # a tick that changes nothing writes nothing
         rate_table[source] = state
     return changed, new_episode
 
@@ -164,7 +163,7 @@ async def publish(source, docs, incidents, now, alert=True, quiet=()):
     their alerts (``send_alerts``).  Used for what ticks and feedback change; the threshold agent
     indexes its batches itself."""
     await results_topic.send(key=source, value={"source": source, "docs": docs,
-                                                "incidents": [incident_document(i) for i in incidents]})
+                                                "incidents": [incident_document(i, redactor()) for i in incidents]})
     await send_alerts(alert_messages(source, docs, incidents, now, alert, quiet))
 
 
@@ -179,10 +178,10 @@ def alert_messages(source, docs, incidents, now, alert=True, quiet=()):
     for the incidents when ``alert`` is false, or for those in ``quiet``: updates of a burst or a
     silence already announced), as the incidents table stands now."""
     silenced = {i["incident_id"] for i in incidents if not alerting(i, now)}
-    messages = [(source, {"type": "line", **line_document(doc)}) for doc in docs
+    messages = [(source, {"type": "line", **line_document(doc, redactor())}) for doc in docs
                 if doc["is_anomaly"] and doc.get("incident_id") not in silenced
                 and _alerting_id(doc.get("incident_id"), now)]
-    messages += [(source, {"type": "incident", **incident_document(incident)}) for incident in incidents
+    messages += [(source, {"type": "incident", **incident_document(incident, redactor())}) for incident in incidents
                  if alert and incident["incident_id"] not in quiet and alerting(incident, now)]
     return messages
 
@@ -192,7 +191,7 @@ def _alerting_id(iid, now):
     return incident is None or alerting(incident, now)
 
 
-@app.timer(settings.TICK_SECONDS)
+@app.timer(settings.tick_seconds)
 async def tick_owned_sources():
     """One tick per source this worker owns (its active partitions of the stats table)."""
     now_s = time.time()
@@ -202,7 +201,7 @@ async def tick_owned_sources():
 
 @app.agent(ticks_topic, concurrency=1)
 async def check_sources(stream):
-    policy = rate_policy()
+    policy = RATES
     watching_since = time.time()
     async for tick in stream:
         source = tick["source"]
@@ -231,6 +230,7 @@ async def apply_operator_feedback(stream):
             continue
         incidents_table[incident["incident_id"]] = incident
         log.info("incident %s of %s is now %s", incident["incident_id"], incident["source"], incident["status"])
+        document = incident_document(incident, redactor())
         await results_topic.send(key=incident["source"], value={"source": incident["source"], "docs": [],
-                                                                "incidents": [incident_document(incident)]})
-        await anomalies_topic.send(key=incident["source"], value={"type": "incident", **incident_document(incident)})
+                                                                "incidents": [document]})
+        await anomalies_topic.send(key=incident["source"], value={"type": "incident", **document})

@@ -2,7 +2,7 @@
 
 Lines are forwarded per source, in offset order, in chunks of at most ``CHUNK_LINES`` lines
 and ``CHUNK_BYTES`` of text, so that no message outgrows the broker's limit.
-The model runs in the model service's single thread (``agents.models``), so the event loop
+The model runs in the model service's single thread (``app.model_service``), so the event loop
 keeps heartbeats and commits going while torch works; each line records the ``model_version``
 that scored it.
 """
@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 from agents import deadletter
-from agents.parsing import parse_log_value
-from app import settings
-from app.faust_app import app, log_topic, models, scored_topic
+from app.faust_app import app, log_topic, models, scored_topic, settings
+from app.inputs.records import parse_log_value, record_options
 from model.eventtime import checked_zone, event_time, iso, parse_iso
-from model.online import scored_fields
+from model.online import scored_line
 from tables.records import ScoredBatch
 
 CHUNK_LINES = 512
@@ -31,7 +30,7 @@ def times(record, scored_at):
     ingested, ingested_iso = ingest_stamp(record["ingested_at"] if isinstance(record["ingested_at"], str) else None)
     if ingested is None:
         ingested, ingested_iso = ingest_stamp(scored_at)
-    stated = event_time(record["line"], settings.TIMEZONE, ingested)
+    stated = event_time(record["line"], settings.timezone, ingested)
     return ingested_iso, (iso(stated) if stated else None)
 
 
@@ -45,14 +44,15 @@ def ingest_stamp(text):
 
 @app.agent(log_topic, concurrency=1)
 async def score_lines(stream):
-    checked_zone(settings.TIMEZONE)   # an unknown CLOGS_TIMEZONE stops the agent at once, named
-    async for events in stream.take_events(settings.BATCH_SIZE, within=settings.BATCH_TIMEOUT):
+    checked_zone(settings.timezone)   # an unknown CLOGS_TIMEZONE stops the agent at once, named
+    options = record_options(settings)
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
         good = []
         scored_at = now()
         for event in events:
             try:   # one odd record must never take its batch down with it (an agent crash acks it all)
-                record, reason, detail = parse_log_value(event.value, headers=event.message.headers,
-                                                         key=event.message.key)
+                record, reason, detail = parse_log_value(event.value, event.message.headers, event.message.key,
+                                                         **options)
                 if record is not None:
                     record["ingested_at"], record["event_time"] = times(record, scored_at)
                     record["line_no"] = line_number(record["line_no"])
@@ -67,12 +67,8 @@ async def score_lines(stream):
         model_version, results = await models.score([r["line"] for r, _ in good])
         by_source = {}
         for (record, message), result in zip(good, results):
-            by_source.setdefault(record["source"], []).append({
-                "source": record["source"], "file": str(record["file"]), "line_no": record["line_no"],
-                "line": record["line"], "ingested_at": record["ingested_at"], "event_time": record["event_time"],
-                "host": str(record["host"]), "model_version": model_version, "kafka_topic": message.topic,
-                "kafka_partition": message.partition, "kafka_offset": message.offset, "scored_at": scored_at,
-                **scored_fields(result)})
+            by_source.setdefault(record["source"], []).append(scored_line(
+                record, result, model_version, message.topic, message.partition, message.offset, scored_at))
         for source, lines in by_source.items():
             for chunk in chunks(lines):
                 await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))

@@ -1,23 +1,11 @@
 """The threshold agent: per-source decisions, learning and incidents, batch by batch in offset order.
 
-For each scored batch (one source's lines) it reads the source's statistics (``source-stats``)
-and memory (``source-memory``), hands them with the batch to ``model.online.judge_batch`` -- the
-same function ``clogs evaluate --online`` and the unit tests call -- and writes both back: one
-table write each per batch.  Modes, scores and guards are described in model/online.py.  Flagged
-lines then join their incidents, the batch's new lines are counted for the rate
-(agents/incidents.py).
-
-It takes the scored batches of several sources at a time, decides them, and hands their documents
-and changed incidents to Elasticsearch in one go (agents/sink.py ``index_batch``); the alerts are
-made as the batches are decided and sent once they are indexed, and the batches are acked only
-after that, so a crash before indexing replays them (the same ids: Elasticsearch still holds each
-line once).  One such completion is in flight while the agent decides the next batches (issue 11:
-Elasticsearch indexes on the other core meanwhile); the next waits for it, so acks and alerts keep
-their order.  (So an operator's ``suppress`` or ``ack`` that lands while a batch waits for
-Elasticsearch does not silence that batch's line alerts, and after a hard kill up to two takes may
-be decided but not indexed: the replay indexes them, with the same ids.)  Each batch's table
-writes are made in its own event's context (``handling``), so they land in its partition's
-changelogs.
+For each scored batch it reads the source's statistics and memory, hands them with the batch to
+``model.online.judge_batch`` (the function ``clogs evaluate --online`` and the tests call) and
+writes both back; flagged lines join their incidents.  It decides several sources' batches at a
+time and hands their documents to Elasticsearch in one go; their alerts are sent and their events
+acked only once indexed, so a crash replays them under the same ids.  One such completion is in
+flight while the next batches are decided (docs/streaming.md tells the order of events).
 """
 import asyncio
 import logging
@@ -27,12 +15,11 @@ from contextlib import contextmanager
 
 from faust.streams import _current_event
 
-from agents.incidents import (alert_messages, content_incidents, iso_at, marked_normal, rate_incidents, rate_policy,
+from agents.incidents import (RATES, alert_messages, content_incidents, iso_at, marked_normal, rate_incidents,
                               send_alerts)
 from agents.sink import index_batch, indexing_client
-from app import settings
-from app.documents import incident_document
-from app.faust_app import app, models, reservoir_topic, scored_topic
+from app.faust_app import app, models, redactor, reservoir_topic, scored_topic, settings
+from app.outputs.documents import incident_document
 from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
 from tables.stats import memory_table, stats_table
@@ -42,8 +29,7 @@ log = logging.getLogger(__name__)
 SCORED_BATCHES = 8    # scored batches (each up to 512 lines of one source) decided and indexed together
 
 
-def policy():
-    return Policy(**settings.policy_options())
+POLICY = Policy.of(settings)
 
 
 @contextmanager
@@ -59,12 +45,12 @@ def handling(event):
 
 @app.agent(scored_topic, concurrency=1)
 async def apply_thresholds(stream):
-    rules, rates = policy(), rate_policy()
+    rules, rates = POLICY, RATES
     es = await indexing_client()
     await models.ready()
     in_flight = None
     try:
-        async for events in stream.noack_take(SCORED_BATCHES, within=settings.BATCH_TIMEOUT):
+        async for events in stream.noack_take(SCORED_BATCHES, within=settings.batch_timeout):
             try:
                 decided = []
                 for event in events:
@@ -90,7 +76,7 @@ async def complete(stream, es, events, decided):
     Faust restarts it; nothing stays unacked, which would stall commits, rebalances and shutdown)."""
     try:
         await index_batch(es, [doc for _, docs, _, _ in decided for doc in docs],
-                          [incident_document(i) for _, _, changed, _ in decided for i in changed])
+                          [incident_document(i, redactor()) for _, _, changed, _ in decided for i in changed])
         await send_alerts(message for *_, alerts in decided for message in alerts)
     finally:
         for event in events:

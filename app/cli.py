@@ -1,19 +1,34 @@
 """The `clogs` command line (also `python streaming_process.py ...`): one entry for every job.
 
-Flags override the CLOGS_* settings of app/settings.py.  Heavy imports (torch, faust) happen
-inside each command so that `--help` is instant.
+The settings are built once here, from the CLOGS_* variables and the command's flags
+(``with_flags``), and handed to the command.  Heavy imports (torch, faust) happen inside each
+command so that `--help` is instant.
 """
 import argparse
 import json
 import sys
 
-from app import settings
+from app.settings import Settings, SettingsError
 from app.streaming_cli import add_streaming_commands
 
+FLAG_SETTINGS = ("broker", "topic", "app_id", "index", "es_url", "checkpoint_dir", "factor", "threshold", "web_port",
+                 "partitions", "warmup_lines", "data_dir", "learning_lines")
 
-def cmd_train(args):
+
+def with_flags(settings, args):
+    """The settings with the command's flags applied (a flag not given keeps the setting)."""
+    flags = {name: getattr(args, name, None) for name in FLAG_SETTINGS}
+    if getattr(args, "anomalies_only", False):
+        flags["anomalies_only"] = True
+    if getattr(args, "no_learning", False):
+        flags["learning"] = False
+    return settings.replace(**flags)
+
+
+def cmd_train(args, settings):
     from model.data import load_lines
     from model.normalise import Normaliser
+    from model.online import calibration_threshold
     from model.train import train
 
     try:
@@ -32,24 +47,25 @@ def cmd_train(args):
         sys.exit(f"clogs train: {exc}")
     cal = scorer.calibration
     print(f"vocabulary {len(scorer.vocab)} tokens; calibration mean {cal['mean']:.3f} std {cal['std']:.3f} "
-          f"(threshold at factor {settings.FACTOR}: {cal['mean'] + settings.FACTOR * cal['std']:.3f})")
+          f"(threshold at factor {settings.factor}: {calibration_threshold(cal, settings.factor):.3f})")
     print(f"wrote {args.out}/model.pth, vocab_full.json, config.json")
 
 
-def cmd_evaluate(args):
+def cmd_evaluate(args, settings):
     from model import CheckpointError, Scorer
     from model.evaluate import evaluate, evaluate_online
     from model.online import Policy
 
     try:
-        scorer = Scorer.from_checkpoint(args.checkpoint_dir, device=args.device, precision=settings.SCORER_PRECISION)
+        scorer = Scorer.from_checkpoint(settings.checkpoint_dir, device=args.device,
+                                        precision=settings.scorer_precision)
         if args.online:
-            policy = Policy(**{**settings.policy_options(), "factor": args.factor, "learning": True})
+            policy = Policy.of(settings, learning=True)
             result, top = evaluate_online(scorer, args.input, args.out_dir, policy, top=args.top, labels=args.labels,
-                                          retrain_every=args.retrain_every, retrain_epochs=settings.RETRAIN_EPOCHS,
-                                          retrain_min_samples=settings.RETRAIN_MIN_SAMPLES)
+                                          retrain_every=args.retrain_every, retrain_epochs=settings.retrain_epochs,
+                                          retrain_min_samples=settings.retrain_min_samples)
         else:
-            result, top = evaluate(scorer, args.input, args.out_dir, factor=args.factor, top=args.top,
+            result, top = evaluate(scorer, args.input, args.out_dir, factor=settings.factor, top=args.top,
                                    labels=args.labels)
     except (CheckpointError, FileNotFoundError) as exc:
         sys.exit(f"clogs evaluate: {exc}")
@@ -59,7 +75,7 @@ def cmd_evaluate(args):
               f"{result['patterns']} patterns, {len(result['retrains'])} retrains")
     else:
         print(f"\n{result['n']} lines, threshold {result['threshold']:.3f} (mean {result['mean']:.3f} + "
-              f"{args.factor} x std {result['std']:.3f}), {result['n_anomalies']} anomalies")
+              f"{settings.factor} x std {result['std']:.3f}), {result['n_anomalies']} anomalies")
     if "roc_auc" in result:
         print(f"precision {result['precision']:.3f} recall {result['recall']:.3f} F1 {result['f1']:.3f} | "
               f"ROC-AUC {result['roc_auc']:.3f} PR-AUC {result['pr_auc']:.3f} best F1 {result['best_f1']:.3f}")
@@ -71,11 +87,11 @@ def cmd_evaluate(args):
     print(f"\nwrote {args.out_dir}/test_anomaly_results.csv, anomalies_only.csv, metrics.json, score_hist.png")
 
 
-def cmd_score(args):
+def cmd_score(args, settings):
     from model import CheckpointError, Scorer
 
     try:
-        scorer = Scorer.from_checkpoint(args.checkpoint_dir, precision=settings.SCORER_PRECISION)
+        scorer = Scorer.from_checkpoint(settings.checkpoint_dir, precision=settings.scorer_precision)
     except CheckpointError as exc:
         sys.exit(f"clogs score: {exc}")
     lines = args.line or [line.rstrip("\n") for line in sys.stdin]
@@ -84,7 +100,7 @@ def cmd_score(args):
                           "top_tokens": r.top_tokens, "line": line}))
 
 
-def add_model_commands(sub):
+def add_model_commands(sub, settings):
     p = sub.add_parser("train", help="train the LSTM autoencoder on log files or folders")
     p.add_argument("--input", nargs="+", required=True, help="files or folders (recursive)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
@@ -109,9 +125,9 @@ def add_model_commands(sub):
 
     p = sub.add_parser("evaluate", help="score a file offline: report, CSVs, metrics.json, histogram")
     p.add_argument("--input", required=True)
-    p.add_argument("--checkpoint-dir", default=settings.CHECKPOINT_DIR)
+    p.add_argument("--checkpoint-dir", default=None, help=f"CLOGS_CHECKPOINT_DIR, default {settings.checkpoint_dir}")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--factor", type=float, default=settings.FACTOR)
+    p.add_argument("--factor", type=float, default=None, help=f"CLOGS_FACTOR, default {settings.factor}")
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--labels", choices=["none", "loghub"], default="none")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
@@ -123,21 +139,29 @@ def add_model_commands(sub):
 
     p = sub.add_parser("score", help="score lines given as arguments or on stdin (JSON per line)")
     p.add_argument("line", nargs="*")
-    p.add_argument("--checkpoint-dir", default=settings.CHECKPOINT_DIR)
+    p.add_argument("--checkpoint-dir", default=None, help=f"CLOGS_CHECKPOINT_DIR, default {settings.checkpoint_dir}")
     p.set_defaults(func=cmd_score)
 
 
-def build_parser():
+def build_parser(settings):
     parser = argparse.ArgumentParser(prog="clogs", description="clogs: streaming log-anomaly detection")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_model_commands(sub)
-    add_streaming_commands(sub)
+    add_model_commands(sub, settings)
+    add_streaming_commands(sub, settings)
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"clogs: {exc}")
+    args = build_parser(settings).parse_args(argv)
+    try:
+        settings = with_flags(settings, args)
+    except SettingsError as exc:
+        sys.exit(f"clogs {args.command}: {exc}")
+    return args.func(args, settings) or 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@
    none of them gets a record, the broker holds the fetch that long, and a partition that runs dry
    meanwhile (the log topic's, while the scored topic's were asked for) waits for it: the worker
    stood idle 0.5-1.1 s at a time under a backlog.  Here the wait is ``CLOGS_FETCH_MAX_WAIT``.
-Pinned to faust-streaming==0.15.3 (setup.cfg); re-check these functions when upgrading.
+``apply()`` installs them (the worker does, when it starts).  Pinned to faust-streaming==0.15.3
+(setup.cfg); re-check these functions when upgrading.
 """
 import asyncio
 import types
@@ -37,8 +38,6 @@ from faust import worker as _worker
 from faust.transport import consumer as _consumer
 from faust.tables import recovery as _recovery
 from faust.transport.drivers import aiokafka as _driver
-
-from app import settings
 
 
 async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
@@ -92,15 +91,12 @@ async def on_recovery_completed(self, generation_id=0):
     self.log.info("Worker ready")
 
 
-_driver.AIOKafkaConsumerThread._fetch_records = _fetch_records
-_recovery.Recovery.on_recovery_completed = on_recovery_completed
 
 
 def _no_spinner(self, logger, level):
     self.spinner = None
 
 
-_worker.Worker._setup_spinner_handler = _no_spinner
 
 
 @types.coroutine
@@ -192,16 +188,21 @@ async def _drain_messages(self, fetcher):
         unset_flag(flag_consumer_fetching)
 
 
-_consumer.Consumer._drain_messages = _drain_messages
 
 
 _create_worker_consumer = _driver.AIOKafkaConsumerThread._create_worker_consumer
 
 
-def _create_worker_consumer_with_short_fetch_wait(self, transport):
-    consumer = _create_worker_consumer(self, transport)
-    consumer._fetch_max_wait_ms = int(settings.FETCH_MAX_WAIT * 1000)   # read when it starts its fetcher
-    return consumer
+def apply(fetch_max_wait):
+    """Patch Faust with the five fixes (idempotent); call it before the worker makes its consumer.
+    ``fetch_max_wait``: seconds the broker may hold a fetch (fix 5)."""
+    def _create_worker_consumer_with_short_fetch_wait(self, transport):
+        consumer = _create_worker_consumer(self, transport)
+        consumer._fetch_max_wait_ms = int(fetch_max_wait * 1000)   # read when it starts its fetcher
+        return consumer
 
-
-_driver.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_with_short_fetch_wait
+    _driver.AIOKafkaConsumerThread._fetch_records = _fetch_records
+    _recovery.Recovery.on_recovery_completed = on_recovery_completed
+    _worker.Worker._setup_spinner_handler = _no_spinner
+    _consumer.Consumer._drain_messages = _drain_messages
+    _driver.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_with_short_fetch_wait

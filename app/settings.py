@@ -1,187 +1,274 @@
-"""All of clogs' configuration, in one place.
+"""clogs' configuration: one immutable ``Settings``, built once from the CLOGS_* environment
+variables (``Settings.from_env``) and the command line's flags (``Settings.replace``), then handed
+to whatever needs it; and the one function for each derived name (topics, indices, groups, folders).
 
-Every setting is read from an environment variable prefixed ``CLOGS_`` with a default
-that works on a laptop with the local services (``scripts/services up``).  Command-line
-flags override these values (see ``app.cli``).  This module imports nothing outside the
-standard library so that ``scripts/services`` can read it before any package is installed.
+Standard library only: ``scripts/services`` reads it before any package is installed.
 """
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+FALSE_WORDS = ("0", "false", "no", "off")
+REDACT_ALIASES = {"0": "off", "false": "off", "no": "off", "none": "off",
+                  "1": "secrets", "true": "secrets", "yes": "secrets", "secret": "secrets"}
 
 
-def _env(name, default):
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
+class SettingsError(ValueError):
+    """A setting with a value clogs cannot use; the message names the variable."""
 
 
-def _env_float(name, default):
-    value = _env(name, None)
-    return default if value is None else float(value)
+def _setting(default, env=None, choices=None, low=None, aliases=None, help=""):
+    """A field of ``Settings``: its env variable (CLOGS_ + its upper-case name unless ``env``), the
+    values it may take (``aliases``: other words for them) and its smallest value."""
+    return field(default=default, metadata={"env": env, "choices": choices, "low": low, "aliases": aliases or {},
+                                            "help": help})
 
 
-def _env_int(name, default):
-    value = _env(name, None)
-    return default if value is None else int(value)
+@dataclass(frozen=True)
+class Settings:
+    # --- Kafka / Faust ---------------------------------------------------------------
+    broker: str = _setting("kafka://127.0.0.1:9092")
+    kafka_security_protocol: str = _setting("PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    kafka_sasl_mechanism: str = _setting("SCRAM-SHA-256", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    kafka_username: Optional[str] = _setting(None)
+    kafka_password: Optional[str] = _setting(None)
+    kafka_ca_file: Optional[str] = _setting(None)
+    kafka_cert_file: Optional[str] = _setting(None)
+    kafka_key_file: Optional[str] = _setting(None)
+    kafka_check_hostname: bool = _setting(True)
+    app_id: str = _setting("clogs")
+    topic: str = _setting("clogs-logs", help="the log topic")
+    partitions: int = _setting(4, low=1)
+    anomalies_topic: Optional[str] = _setting(None, help="default: <topic>-anomalies")
+    deadletter_topic: Optional[str] = _setting(None, help="default: <topic>-deadletter")
+    web_host: str = _setting("127.0.0.1")
+    web_port: int = _setting(6066, low=1)
+    web_token: Optional[str] = _setting(None, help="when set, every web page needs it")
+    data_dir: str = _setting(str(ROOT / ".clogs-data"), help="table state, one folder per app id and web port")
+    table_store: str = _setting("rocksdb://", env="CLOGS_STORE")
+    session_timeout: float = _setting(30.0, low=1, help="seconds before a killed worker's partitions move")
+    batch_size: int = _setting(1024, low=1, help="lines the scoring agent takes at a time (at most)")
+    batch_timeout: float = _setting(0.2, low=0, help="seconds an agent waits to fill a batch")
+    scored_buffer: int = _setting(32, low=1, help="scored batches waiting for the threshold agent")
+    fetch_max_wait: float = _setting(0.1, low=0, help="seconds the broker may hold the worker's fetch")
+    producer_linger: float = _setting(0.01, low=0)
+    producer_batch_bytes: int = _setting(1_000_000, low=1)
+    max_line_bytes: int = _setting(1_000_000, low=1, help="longer records are dead-lettered")
+    source_field: str = _setting("", help="shippers' records: dotted field paths of the source, ','-separated")
+    source_header: str = _setting("source", help="... or this Kafka header ('' = off)")
+    # --- Elasticsearch and what leaves clogs ------------------------------------------
+    es_url: str = _setting("http://127.0.0.1:9200")
+    es_user: Optional[str] = _setting(None)
+    es_password: Optional[str] = _setting(None)
+    es_api_key: Optional[str] = _setting(None)
+    es_ca_certs: Optional[str] = _setting(None)
+    index: str = _setting("mozilla-clogs-index")
+    incidents_index: Optional[str] = _setting(None, help="default: <index>-incidents")
+    es_blocked_probe: float = _setting(15.0, low=0.1, help="seconds between tries while writes are refused")
+    es_refresh_interval: str = _setting("1s")
+    anomalies_only: bool = _setting(False)
+    redact: str = _setting("secrets", choices=("off", "secrets", "all"), aliases=REDACT_ALIASES)
+    redact_rules: Optional[str] = _setting(None, help="a JSON file of extra redaction rules")
+    timezone: str = _setting("UTC", help="the zone of line timestamps that state none (IANA name)")
+    # --- Incidents, rate and silence --------------------------------------------------
+    incident_examples: int = _setting(5, low=0)
+    incidents_per_source: int = _setting(500, low=1)
+    rate_window: float = _setting(60.0, low=1)
+    rate_history: int = _setting(60, low=1)
+    rate_min_windows: int = _setting(10, low=1)
+    rate_factor: float = _setting(4.0, low=0)
+    rate_ratio: float = _setting(3.0, low=0)
+    silence_factor: float = _setting(5.0, low=0)
+    silence_min_seconds: float = _setting(120.0, low=0)
+    tick_seconds: float = _setting(5.0, low=0.1)
+    # --- Model and thresholds ----------------------------------------------------------
+    checkpoint_dir: str = _setting("checkpoints")
+    factor: float = _setting(3.0, low=0)
+    threshold: Optional[float] = _setting(None, help="unset: the dynamic per-source threshold")
+    warmup_lines: int = _setting(200, low=0)
+    device: str = _setting("cpu")
+    torch_threads: int = _setting(0, low=0, help="0 = torch's default")
+    scorer_precision: str = _setting("fp32", choices=("fp32", "bf16"))
+    gc_threshold: int = _setting(50_000, low=1, help="allocations between the worker's young collections")
+    # --- Online learning --------------------------------------------------------------
+    learning: bool = _setting(True)
+    learning_lines: int = _setting(200, low=0)
+    learning_factor: float = _setting(6.0, low=0)
+    decay_info: float = _setting(2.0, low=0)
+    decay_warning: float = _setting(1.0, low=0)
+    info_weight: float = _setting(0.5, low=0)
+    window_lines: int = _setting(50, low=1)
+    memory_patterns: int = _setting(2000, low=1)
+    memory_tokens: int = _setting(2000, low=1)
+    reservoir_lines: int = _setting(500, low=0)
+    trainer: str = _setting("auto", choices=("auto", "off"))
+    retrain_seconds: float = _setting(300.0, low=0)
+    retrain_min_new: int = _setting(1000, low=1)
+    retrain_min_samples: int = _setting(1000, low=1)
+    retrain_epochs: int = _setting(6, low=1)
+    trainer_nice: int = _setting(10)
+    # --- Local services (scripts/services) --------------------------------------------
+    services_dir: str = _setting(str(ROOT / ".services"))
+    kafka_port: int = _setting(9092, low=1)
+    kafka_controller_port: int = _setting(9093, low=1)
+    kafka_heap: str = _setting("512m")
+    kafka_properties: Optional[str] = _setting(None, help="a file of extra server.properties lines")
+    kafka_scram: str = _setting("", help="SCRAM users made at format time, ';'-separated")
+    es_port: int = _setting(9200, low=1)
+    es_transport_port: int = _setting(9300, low=1)
+    es_heap: str = _setting("1g")
+    es_settings: str = _setting("", help="extra node settings, 'key=value,key=value'")
+    services_timeout: int = _setting(120, low=1)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if value is None:
+                continue
+            if meta["choices"] and value not in meta["choices"]:
+                raise SettingsError(f"{env_name(f)}={value!r}: one of {', '.join(meta['choices'])}")
+            if meta["low"] is not None and value < meta["low"]:
+                raise SettingsError(f"{env_name(f)}={value!r}: at least {meta['low']}")
+        if self.threshold is not None and self.threshold != self.threshold:
+            raise SettingsError("CLOGS_THRESHOLD: not a number")
+        es_node_settings(self)   # a bad CLOGS_ES_SETTINGS is named now, not when the node starts
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides):
+        """The settings of the CLOGS_* variables of ``environ`` (the process's by default), then
+        ``overrides`` (flags; None = not given).  A value that cannot be used raises SettingsError
+        naming the variable."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            text = environ.get(env_name(f))
+            if text is not None and text != "":
+                values[f.name] = _parse(f, text)
+        return cls(**values).replace(**overrides)
+
+    def replace(self, **overrides):
+        """These settings with the given values (None: keep) -- the command line's flags."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+    def as_env(self):
+        """The CLOGS_* variables that give these settings (for a worker started as a process)."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[env_name(f)] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env
 
 
-# --- Kafka / Faust ---------------------------------------------------------------
-BROKER = _env("CLOGS_BROKER", "kafka://127.0.0.1:9092")
-KAFKA_SECURITY_PROTOCOL = _env("CLOGS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")  # app/kafka_security.py
-KAFKA_SASL_MECHANISM = _env("CLOGS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
-KAFKA_USERNAME = _env("CLOGS_KAFKA_USERNAME", None)
-KAFKA_PASSWORD = _env("CLOGS_KAFKA_PASSWORD", None)
-KAFKA_CA_FILE = _env("CLOGS_KAFKA_CA_FILE", None)
-KAFKA_CERT_FILE = _env("CLOGS_KAFKA_CERT_FILE", None)
-KAFKA_KEY_FILE = _env("CLOGS_KAFKA_KEY_FILE", None)
-KAFKA_CHECK_HOSTNAME = _env("CLOGS_KAFKA_CHECK_HOSTNAME", "1") not in ("0", "false", "no")
-APP_ID = _env("CLOGS_APP_ID", "clogs")
-TOPIC = _env("CLOGS_TOPIC", "clogs-logs")
-PARTITIONS = _env_int("CLOGS_PARTITIONS", 4)
-WEB_HOST = _env("CLOGS_WEB_HOST", "127.0.0.1")
-WEB_PORT = _env_int("CLOGS_WEB_PORT", 6066)
-WEB_TOKEN = _env("CLOGS_WEB_TOKEN", None)  # when set, every web page needs it (app/webauth.py)
-DATA_DIR = _env("CLOGS_DATA_DIR", str(ROOT / ".clogs-data"))  # one sub-folder per app id and web port
-TABLE_STORE = _env("CLOGS_STORE", "rocksdb://")
-SESSION_TIMEOUT = _env_float("CLOGS_SESSION_TIMEOUT", 30.0)  # a killed worker's partitions move after this
-ANOMALIES_TOPIC = _env("CLOGS_ANOMALIES_TOPIC", TOPIC + "-anomalies")
-DEADLETTER_TOPIC = _env("CLOGS_DEADLETTER_TOPIC", TOPIC + "-deadletter")
-
-# --- Elasticsearch -----------------------------------------------------------------
-ES_URL = _env("CLOGS_ES_URL", "http://127.0.0.1:9200")
-ES_USER = _env("CLOGS_ES_USER", None)
-ES_PASSWORD = _env("CLOGS_ES_PASSWORD", None)
-ES_API_KEY = _env("CLOGS_ES_API_KEY", None)
-ES_CA_CERTS = _env("CLOGS_ES_CA_CERTS", None)
-INDEX = _env("CLOGS_INDEX", "mozilla-clogs-index")
-ES_BLOCKED_PROBE = _env_float("CLOGS_ES_BLOCKED_PROBE", 15.0)  # seconds between tries while writes are refused
-ES_REFRESH_INTERVAL = _env("CLOGS_ES_REFRESH_INTERVAL", "1s")   # of the indices clogs creates: how soon a line is searchable
-INCIDENTS_INDEX = _env("CLOGS_INCIDENTS_INDEX", INDEX + "-incidents")
-ANOMALIES_ONLY = _env("CLOGS_ANOMALIES_ONLY", "0") not in ("0", "false", "no")
-TIMEZONE = _env("CLOGS_TIMEZONE", "UTC")   # the zone of line timestamps that state none (IANA name)
-
-# --- Incidents, rate and silence (model/incidents.py, model/rates.py) -----------------
-INCIDENT_EXAMPLES = _env_int("CLOGS_INCIDENT_EXAMPLES", 5)       # example lines kept per incident
-INCIDENTS_PER_SOURCE = _env_int("CLOGS_INCIDENTS_PER_SOURCE", 500)  # least recently seen forgotten first
-RATE_WINDOW = _env_float("CLOGS_RATE_WINDOW", 60.0)       # seconds per tumbling window of line counts
-RATE_HISTORY = _env_int("CLOGS_RATE_HISTORY", 60)         # windows kept in the windowed table
-RATE_MIN_WINDOWS = _env_int("CLOGS_RATE_MIN_WINDOWS", 10)  # a source's usual rate is known after this many
-RATE_FACTOR = _env_float("CLOGS_RATE_FACTOR", 4.0)        # burst: above mean + this x std of window counts
-RATE_RATIO = _env_float("CLOGS_RATE_RATIO", 3.0)          # ... and above this x the mean
-SILENCE_FACTOR = _env_float("CLOGS_SILENCE_FACTOR", 5.0)  # silence: no line for this x the usual longest gap
-SILENCE_MIN_SECONDS = _env_float("CLOGS_SILENCE_MIN_SECONDS", 120.0)
-TICK_SECONDS = _env_float("CLOGS_TICK_SECONDS", 5.0)      # how often silence and closed windows are checked
-
-# --- Model and thresholds ----------------------------------------------------------
-CHECKPOINT_DIR = _env("CLOGS_CHECKPOINT_DIR", "checkpoints")
-FACTOR = _env_float("CLOGS_FACTOR", 3.0)
-THRESHOLD = _env("CLOGS_THRESHOLD", None)  # unset = dynamic per-source threshold
-THRESHOLD = None if THRESHOLD is None else float(THRESHOLD)
-WARMUP_LINES = _env_int("CLOGS_WARMUP_LINES", 200)
-DEVICE = _env("CLOGS_DEVICE", "cpu")
-TORCH_THREADS = _env_int("CLOGS_TORCH_THREADS", 0)  # 0 = torch's default
-# fp32 (exact) or bf16 (the output projection in bfloat16: faster, scores within ~0.01; model/scoring.py)
-SCORER_PRECISION = _env("CLOGS_SCORER_PRECISION", "fp32")
-# The worker's garbage collector: allocations between young collections (Python's default is 700).
-# The worker allocates a dict per line per stage and keeps large long-lived structures (the scoring
-# cache, tables): at the default, collections took a fifth of its time (issue 11).
-GC_THRESHOLD = _env_int("CLOGS_GC_THRESHOLD", 50_000)
-BATCH_SIZE = _env_int("CLOGS_BATCH_SIZE", 1024)     # lines the scoring agent takes at a time (at most)
-# The Kafka producer gathers a partition's messages for up to this long (seconds) and this many
-# bytes per request: the agents send several small messages per batch (scored batches, changelogs,
-# alerts), one request each at Faust's defaults (0 s, 16 KB) -- issue 11.
-PRODUCER_LINGER = _env_float("CLOGS_PRODUCER_LINGER", 0.01)
-PRODUCER_BATCH_BYTES = _env_int("CLOGS_PRODUCER_BATCH_BYTES", 1_000_000)
-BATCH_TIMEOUT = _env_float("CLOGS_BATCH_TIMEOUT", 0.2)   # seconds an agent waits to fill a batch
-# How long the broker may hold the worker's fetch when none of its partitions has new records.  The
-# consumer keeps one fetch in flight per broker, and a partition that runs dry waits for it: with
-# Faust's 1.5 s, the scored topic's next batches waited up to 1.5 s behind a fetch that only asked
-# for log partitions with nothing new (app/faust_fixes.py fix 5, issue 11).
-FETCH_MAX_WAIT = _env_float("CLOGS_FETCH_MAX_WAIT", 0.1)
-SCORED_BUFFER = _env_int("CLOGS_SCORED_BUFFER", 32)   # scored batches waiting for the threshold agent
-MAX_LINE_BYTES = _env_int("CLOGS_MAX_LINE_BYTES", 1_000_000)
-SOURCE_FIELD = _env("CLOGS_SOURCE_FIELD", "")   # shippers' records: dotted field paths of the source, ","-separated
-SOURCE_HEADER = _env("CLOGS_SOURCE_HEADER", "source")  # ... or this Kafka header ("" = off); agents/parsing.py
-REDACT = _env("CLOGS_REDACT", "secrets")        # off | secrets | all (secrets + e-mails, card numbers)
-REDACT_RULES = _env("CLOGS_REDACT_RULES", None)  # a JSON file of extra rules (app/redaction.py)
-
-# --- Online learning (model/online.py) ------------------------------------------------
-LEARNING = _env("CLOGS_LEARNING", "1") not in ("0", "false", "no")
-LEARNING_LINES = _env_int("CLOGS_LEARNING_LINES", 200)      # a new source's learning period
-LEARNING_FACTOR = _env_float("CLOGS_LEARNING_FACTOR", 6.0)  # its high bar: calibration mean + this x std
-DECAY_INFO = _env_float("CLOGS_DECAY_INFO", 2.0)            # a repeat's score fades as (1 + n) ** -decay
-DECAY_WARNING = _env_float("CLOGS_DECAY_WARNING", 1.0)      # ... slower at warning level and above
-INFO_WEIGHT = _env_float("CLOGS_INFO_WEIGHT", 0.5)          # share of the content score of info/debug lines
-WINDOW_LINES = _env_int("CLOGS_WINDOW_LINES", 50)           # familiarity counts the windows a pattern recurs in
-MEMORY_PATTERNS = _env_int("CLOGS_MEMORY_PATTERNS", 2000)   # per source, least recently seen forgotten first
-MEMORY_TOKENS = _env_int("CLOGS_MEMORY_TOKENS", 2000)
-RESERVOIR_LINES = _env_int("CLOGS_RESERVOIR_LINES", 500)    # per source: the slow path's training sample
-TRAINER = _env("CLOGS_TRAINER", "auto")                     # auto: each worker runs a trainer, one leads; off
-RETRAIN_SECONDS = _env_float("CLOGS_RETRAIN_SECONDS", 300.0)  # how often the trainer looks for new samples
-RETRAIN_MIN_NEW = _env_int("CLOGS_RETRAIN_MIN_NEW", 1000)     # new samples needed for a retrain
-RETRAIN_MIN_SAMPLES = _env_int("CLOGS_RETRAIN_MIN_SAMPLES", 1000)  # never a model from a smaller reservoir
-RETRAIN_EPOCHS = _env_int("CLOGS_RETRAIN_EPOCHS", 6)
-TRAINER_NICE = _env_int("CLOGS_TRAINER_NICE", 10)           # the trainer runs at a lower CPU priority
-
-# --- Local services (scripts/services) ---------------------------------------------
-SERVICES_DIR = _env("CLOGS_SERVICES_DIR", str(ROOT / ".services"))
-KAFKA_PORT = _env_int("CLOGS_KAFKA_PORT", 9092)
-KAFKA_CONTROLLER_PORT = _env_int("CLOGS_KAFKA_CONTROLLER_PORT", 9093)
-KAFKA_HEAP = _env("CLOGS_KAFKA_HEAP", "512m")
-KAFKA_PROPERTIES = _env("CLOGS_KAFKA_PROPERTIES", None)  # a file of extra server.properties lines
-KAFKA_SCRAM = _env("CLOGS_KAFKA_SCRAM", "")  # SCRAM users made at format time, ';'-separated
-ES_PORT = _env_int("CLOGS_ES_PORT", 9200)
-ES_TRANSPORT_PORT = _env_int("CLOGS_ES_TRANSPORT_PORT", 9300)
-ES_HEAP = _env("CLOGS_ES_HEAP", "1g")
-ES_SETTINGS = _env("CLOGS_ES_SETTINGS", "")  # extra node settings, "key=value,key=value" (tests: a small
-#                                              http.max_content_length)
-SERVICES_TIMEOUT = _env_int("CLOGS_SERVICES_TIMEOUT", 120)
+def env_name(f):
+    """The environment variable of a ``Settings`` field."""
+    return f.metadata.get("env") or "CLOGS_" + f.name.upper()
 
 
-def policy_options():
-    """Keyword arguments of model.online.Policy: the thresholds and the learning, as configured."""
-    return dict(factor=FACTOR, fixed=THRESHOLD, warmup_lines=WARMUP_LINES, learning=LEARNING,
-                learning_lines=LEARNING_LINES, learning_factor=LEARNING_FACTOR, decay_info=DECAY_INFO,
-                decay_warning=DECAY_WARNING, info_weight=INFO_WEIGHT, max_patterns=MEMORY_PATTERNS,
-                max_tokens=MEMORY_TOKENS, reservoir_lines=RESERVOIR_LINES, window=WINDOW_LINES)
+def env_names():
+    """Every CLOGS_* variable clogs reads."""
+    return [env_name(f) for f in dataclasses.fields(Settings)]
 
 
-def es_node_settings():
-    """CLOGS_ES_SETTINGS as a list of "key=value" strings for the local Elasticsearch."""
-    pairs = [p.strip() for p in ES_SETTINGS.split(",") if p.strip()]
-    bad = [p for p in pairs if "=" not in p]
-    if bad:
-        raise ValueError(f"CLOGS_ES_SETTINGS: not key=value: {', '.join(bad)}")
-    return pairs
+def _parse(f, text):
+    kind = {bool: bool, int: int, float: float, Optional[float]: float}.get(f.type, str)
+    choices = f.metadata["choices"]
+    if choices:
+        text = text.strip()
+        text = f.metadata["aliases"].get(text.lower(), text.upper() if all(c.isupper() for c in choices) else text)
+    if kind is bool:
+        return text.strip().lower() not in FALSE_WORDS
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{env_name(f)}={text!r}: not {what}") from None
 
 
-def rate_options():
-    """Keyword arguments of model.rates.RatePolicy, as configured."""
-    return dict(window=RATE_WINDOW, history=RATE_HISTORY, min_windows=RATE_MIN_WINDOWS, factor=RATE_FACTOR,
-                ratio=RATE_RATIO, silence_factor=SILENCE_FACTOR, silence_min=SILENCE_MIN_SECONDS)
+# --- derived names: each made here and nowhere else -----------------------------------
+class Topics(NamedTuple):
+    log: str          # raw lines, key = source (made by `clogs topic`)
+    anomalies: str    # alerts: flagged lines and incidents
+    deadletter: str   # bad records with their reason
+    scored: str       # scoring agent -> threshold agent
+    results: str      # what ticks and feedback change -> the sink agent
+    reservoir: str    # sampled normal lines -> the trainer (compacted)
+    models: str       # published checkpoints -> the workers (compacted)
+    ticks: str        # the timer's ticks, per source
+    feedback: str     # operators' feedback, per source
 
 
-def app_topics(app_id=None):
-    """The topics an app derives from its id (the log, anomalies and dead-letter topics have settings
-    of their own): derived names live here and nowhere else."""
-    app_id = app_id or APP_ID
-    return {name: f"{app_id}-{name}" for name in ("scored", "results", "reservoir", "models", "ticks", "feedback")}
+TABLES = ("source-stats", "source-memory", "incidents", "source-rate", "source-line-counts")
 
 
-def worker_datadir(app_id=None, web_port=None):
+def topics(settings):
+    """Every topic of an app: the log, anomalies and dead-letter topics (settings of their own,
+    derived from the log topic by default) and the app's internal topics (derived from its id)."""
+    internal = {name: f"{settings.app_id}-{name}"
+                for name in ("scored", "results", "reservoir", "models", "ticks", "feedback")}
+    return Topics(log=settings.topic, anomalies=settings.anomalies_topic or f"{settings.topic}-anomalies",
+                  deadletter=settings.deadletter_topic or f"{settings.topic}-deadletter", **internal)
+
+
+def changelog_topic(settings, table):
+    """The changelog topic Faust gives a table of the app."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def internal_prefix(settings):
+    """The prefix of every topic the app makes for itself."""
+    return f"{settings.app_id}-"
+
+
+def incidents_index(settings):
+    return settings.incidents_index or f"{settings.index}-incidents"
+
+
+def trainer_group(settings):
+    """The consumer group of the trainers (one of them leads); the workers' group is the app id."""
+    return f"{settings.app_id}-trainer"
+
+
+def worker_datadir(settings):
     """Each worker keeps its table state in its own folder (RocksDB allows one process per folder)."""
-    return str(Path(DATA_DIR) / f"{app_id or APP_ID}-{web_port or WEB_PORT}")
+    return str(Path(settings.data_dir) / f"{settings.app_id}-{settings.web_port}")
 
 
-def kafka_bootstrap(broker=None):
+def worker_datadirs(settings):
+    """The table-state folders of every worker of the app on this machine."""
+    return sorted(Path(settings.data_dir).glob(f"{settings.app_id}-*"))
+
+
+def models_dir(settings):
+    """Where the trainer keeps the checkpoints it made."""
+    return Path(settings.data_dir) / "models" / settings.app_id
+
+
+def ingest_state_file(settings):
+    """Where ``clogs ingest --follow`` keeps each file's position by default."""
+    return str(Path(settings.data_dir) / "ingest-state.json")
+
+
+def kafka_bootstrap(settings):
     """`kafka://h1:9092;h2:9092` (Faust's form) -> `h1:9092,h2:9092` (aiokafka's form)."""
-    broker = broker or BROKER
     servers = []
-    for part in broker.replace(";", ",").split(","):
+    for part in settings.broker.replace(";", ",").split(","):
         part = part.strip()
         if "://" in part:
             part = part.split("://", 1)[1]
         if part:
             servers.append(part)
     return ",".join(servers)
+
+
+def es_node_settings(settings):
+    """CLOGS_ES_SETTINGS as a list of "key=value" strings for the local Elasticsearch."""
+    pairs = [p.strip() for p in settings.es_settings.split(",") if p.strip()]
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise SettingsError(f"CLOGS_ES_SETTINGS: not key=value: {', '.join(bad)}")
+    return pairs

@@ -1,7 +1,7 @@
-"""Streaming commands of the CLI: topic, ingest, consume (a worker), stream (all three), report.
-
-``consume`` turns its flags into CLOGS_* variables and replaces itself with
-``faust -A app worker``, so a worker started either way reads the same settings.
+"""Streaming commands of the CLI: topic, ingest, consume (a worker), stream (all three), trainer,
+report, feedback.  Each command takes the settings (app/settings.py) with its flags applied;
+``consume`` hands them to ``faust -A app worker`` as CLOGS_* variables, so a worker started either
+way reads the same settings.
 """
 import asyncio
 import json
@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app import settings
+from app.settings import ROOT, incidents_index, ingest_state_file
 
 
 def _die(command, exc):
@@ -21,25 +21,25 @@ def _die(command, exc):
 
 
 # --- topic -----------------------------------------------------------------------------
-def cmd_topic(args):
-    from app.kafka_admin import BrokerUnreachable, app_topics, ensure_topics
+def cmd_topic(args, settings):
+    from app.kafka.admin import BrokerUnreachable, cli_topics, ensure_topics
+    from app.settings import internal_prefix
 
     try:
-        created = asyncio.run(ensure_topics(args.broker, args.topic, args.app_id, args.partitions, args.recreate))
+        created = asyncio.run(ensure_topics(settings, args.recreate))
     except BrokerUnreachable as exc:
         _die("topic", exc)
-    names, prefix = app_topics(args.topic, args.app_id)
     verb = "recreated" if args.recreate else "ensured"
-    print(f"{verb} topics {', '.join(names)} ({args.partitions or settings.PARTITIONS} partitions); "
-          f"created now: {', '.join(created) or 'none'}; the worker creates its own {prefix}* topics")
+    print(f"{verb} topics {', '.join(cli_topics(settings))} ({settings.partitions} partitions); "
+          f"created now: {', '.join(created) or 'none'}; the worker's own topics are {internal_prefix(settings)}*")
 
 
 # --- ingest ----------------------------------------------------------------------------
-def run_ingest(args):
+def run_ingest(args, settings):
     """``clogs ingest``: the files under --base-dir once (default), stdin (``clogs ingest -``) or the
     files followed (``--follow``); returns the summary."""
-    from app.ingest import default_state_file, ingest, ingest_follow, ingest_stream
-    from app.kafka_admin import BrokerUnreachable
+    from app.inputs.ingest import ingest, ingest_follow, ingest_stream
+    from app.kafka.admin import BrokerUnreachable
 
     if getattr(args, "rate", 0):
         args.delay = 1.0 / args.rate
@@ -57,14 +57,13 @@ def run_ingest(args):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
         if source_input == "-":
-            return await ingest_stream(sys.stdin.buffer, args.source, args.delay, args.batch, args.topic,
-                                       args.broker, stop=stop)
+            return await ingest_stream(settings, sys.stdin.buffer, args.source, args.delay, args.batch, stop=stop)
         if follow:
-            print(f"following {args.pattern} under {args.base_dir} (state: {args.state_file or default_state_file()}; "
-                  "Ctrl-C stops)", flush=True)
-            return await ingest_follow(args.base_dir, args.pattern, args.state_file, args.follow_for, stop,
-                                       args.delay, args.batch, args.topic, args.broker, args.from_end)
-        return await ingest(args.base_dir, args.pattern, args.delay, args.batch, args.topic, args.broker)
+            print(f"following {args.pattern} under {args.base_dir} (state: "
+                  f"{args.state_file or ingest_state_file(settings)}; Ctrl-C stops)", flush=True)
+            return await ingest_follow(settings, args.base_dir, args.pattern, args.state_file, args.follow_for, stop,
+                                       args.delay, args.batch, args.from_end)
+        return await ingest(settings, args.base_dir, args.pattern, args.delay, args.batch)
 
     try:
         summary = asyncio.run(go())
@@ -81,58 +80,41 @@ def run_ingest(args):
     return summary
 
 
-def cmd_ingest(args):
-    run_ingest(args)
+def cmd_ingest(args, settings):
+    run_ingest(args, settings)
 
 
 # --- consume (a worker) ----------------------------------------------------------------
-WORKER_FLAGS = {"broker": "CLOGS_BROKER", "topic": "CLOGS_TOPIC", "app_id": "CLOGS_APP_ID", "index": "CLOGS_INDEX",
-                "es_url": "CLOGS_ES_URL", "checkpoint_dir": "CLOGS_CHECKPOINT_DIR", "factor": "CLOGS_FACTOR",
-                "threshold": "CLOGS_THRESHOLD", "web_port": "CLOGS_WEB_PORT", "partitions": "CLOGS_PARTITIONS",
-                "warmup_lines": "CLOGS_WARMUP_LINES", "data_dir": "CLOGS_DATA_DIR",
-                "learning_lines": "CLOGS_LEARNING_LINES"}
+def worker_env(settings):
+    """The environment of a worker process: these settings as CLOGS_* variables."""
+    return {**os.environ, **settings.as_env()}
 
 
-def worker_env(args):
-    env = dict(os.environ)
-    for flag, var in WORKER_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            env[var] = str(value)
-    if getattr(args, "anomalies_only", False):
-        env["CLOGS_ANOMALIES_ONLY"] = "1"
-    if getattr(args, "no_learning", False):
-        env["CLOGS_LEARNING"] = "0"
-    return env
-
-
-def worker_command(args):
+def worker_command(args, settings):
     faust = str(Path(sys.executable).parent / "faust")
     if not Path(faust).exists():
         faust = "faust"
-    return [faust, "-A", "app", "worker", "-l", args.loglevel, "--web-port", str(args.web_port or settings.WEB_PORT),
-            "--web-host", settings.WEB_HOST]
+    return [faust, "-A", "app", "worker", "-l", args.loglevel, "--web-port", str(settings.web_port),
+            "--web-host", settings.web_host]
 
 
-def preflight(args):
-    """Fail fast, naming the fix: no checkpoint, or no broker."""
-    from app.kafka_admin import BrokerUnreachable, admin_client
+def preflight(settings):
+    """Fail fast, naming the fix: no checkpoint, an unknown time zone, or no broker."""
+    from app.kafka.admin import BrokerUnreachable, admin_client
     from model import checkpoint
+    from model.eventtime import checked_zone
 
-    folder = Path(args.checkpoint_dir or settings.CHECKPOINT_DIR)
+    folder = Path(settings.checkpoint_dir)
     for name in (checkpoint.MODEL_FILE, checkpoint.VOCAB_FILE, checkpoint.CONFIG_FILE):
         if not (folder / name).is_file():
             _die("consume", f"checkpoint file missing: {folder / name}; {checkpoint.FIX}")
-
-    from model.eventtime import checked_zone
-
     try:
-        checked_zone(settings.TIMEZONE)
+        checked_zone(settings.timezone)
     except ValueError as exc:
         _die("consume", exc)
 
     async def probe():
-        admin = await admin_client(args.broker)
+        admin = await admin_client(settings)
         await admin.close()
 
     try:
@@ -141,23 +123,23 @@ def preflight(args):
         _die("consume", exc)
 
 
-def cmd_consume(args):
-    preflight(args)
-    command = worker_command(args)
+def cmd_consume(args, settings):
+    preflight(settings)
+    command = worker_command(args, settings)
     print("starting worker:", " ".join(command), flush=True)
-    os.chdir(Path(__file__).resolve().parent.parent)
-    os.execvpe(command[0], command, worker_env(args))
+    os.chdir(ROOT)
+    os.execvpe(command[0], command, worker_env(settings))
 
 
-def start_worker(args, log_path=None):
+def start_worker(args, settings, log_path=None):
     """A worker as a child process (for stream and the demo); returns the Popen."""
-    preflight(args)
+    preflight(settings)
     out = open(log_path, "ab") if log_path else None
-    return subprocess.Popen(worker_command(args), env=worker_env(args), cwd=Path(__file__).resolve().parent.parent,
+    return subprocess.Popen(worker_command(args, settings), env=worker_env(settings), cwd=ROOT,
                             stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
 
 
-def wait_for_web(port, timeout=120, proc=None):
+def wait_for_web(settings, timeout=120, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -165,12 +147,13 @@ def wait_for_web(port, timeout=120, proc=None):
         try:
             from app.webauth import auth_headers
 
-            request = urllib.request.Request(f"http://{settings.WEB_HOST}:{port}/health", headers=auth_headers())
+            request = urllib.request.Request(f"http://{settings.web_host}:{settings.web_port}/health",
+                                             headers=auth_headers(settings.web_token))
             with urllib.request.urlopen(request, timeout=2) as response:
                 return json.load(response)
         except OSError:
             time.sleep(0.5)
-    raise RuntimeError(f"the worker's web server did not answer on port {port} within {timeout} s")
+    raise RuntimeError(f"the worker's web server did not answer on port {settings.web_port} within {timeout} s")
 
 
 def stop_worker(proc, timeout=60):
@@ -184,14 +167,14 @@ def stop_worker(proc, timeout=60):
 
 
 # --- stream ----------------------------------------------------------------------------
-def wait_until_indexed(expected, index=None, timeout=600, progress=True, es_url=None):
+def wait_until_indexed(settings, expected, timeout=600, progress=True):
     """Poll Elasticsearch until the index holds `expected` documents; returns the count."""
     from tqdm import tqdm
 
-    from agents.elastic import sync_client
+    from app.outputs.elastic import sync_client
 
-    es = sync_client(es_url)
-    index = index or settings.INDEX
+    es = sync_client(settings)
+    index = settings.index
     deadline = time.monotonic() + timeout
     count = 0
     with tqdm(total=expected, desc="indexed", unit=" docs", disable=not progress) as bar:
@@ -208,19 +191,18 @@ def wait_until_indexed(expected, index=None, timeout=600, progress=True, es_url=
     return count
 
 
-def cmd_stream(args):
-    cmd_topic(args)
-    port = args.web_port or settings.WEB_PORT
-    proc = start_worker(args)
+def cmd_stream(args, settings):
+    cmd_topic(args, settings)
+    proc = start_worker(args, settings)
     try:
-        wait_for_web(port, proc=proc)
-        print(f"worker up: http://{settings.WEB_HOST}:{port}/stats/")
-        summary = run_ingest(args)
+        wait_for_web(settings, proc=proc)
+        print(f"worker up: http://{settings.web_host}:{settings.web_port}/stats/")
+        summary = run_ingest(args, settings)
         if args.until_indexed:
             expected = summary["lines"] if not args.anomalies_only else 0
-            count = wait_until_indexed(expected, args.index, es_url=args.es_url)
-            print(f"{count} documents in index {args.index or settings.INDEX}")
-            print_report(args.index, args.top, args.es_url)
+            count = wait_until_indexed(settings, expected)
+            print(f"{count} documents in index {settings.index}")
+            print_report(settings, args.top)
         else:
             print("ingest done; the worker keeps running (Ctrl-C stops it)")
             proc.wait()
@@ -231,26 +213,26 @@ def cmd_stream(args):
 
 
 # --- trainer ---------------------------------------------------------------------------
-def cmd_trainer(args):
+def cmd_trainer(args, settings):
     from app.trainer import main as trainer_main
 
-    if args.broker:
-        settings.BROKER = args.broker
-    trainer_main(["--once"] if args.once else [])
+    trainer_main(["--once"] * args.once + (["--broker", args.broker] if args.broker else []))
 
 
 # --- report and feedback -----------------------------------------------------------------
-def print_incidents(status="open", source=None, es_url=None, size=200):
+def print_incidents(settings, status="open", source=None, size=200):
     """Incidents per source, newest first; returns them."""
-    from agents.elastic import async_client
-    from app.queries import incidents
+    from app.outputs.elastic import async_client
+    from app.outputs.queries import incidents
+
+    index = incidents_index(settings)
 
     async def fetch():
-        es = async_client(es_url)
+        es = async_client(settings)
         try:
-            if await es.indices.exists(index=settings.INCIDENTS_INDEX):
-                await es.indices.refresh(index=settings.INCIDENTS_INDEX)
-            return await incidents(es, status, source, size)
+            if await es.indices.exists(index=index):
+                await es.indices.refresh(index=index)
+            return await incidents(es, index, status, source, size)
         finally:
             await es.close()
 
@@ -258,7 +240,7 @@ def print_incidents(status="open", source=None, es_url=None, size=200):
     by_source = {}
     for incident in found:
         by_source.setdefault(incident["source"], []).append(incident)
-    print(f"\n{len(found)} {status if status != 'all' else ''} incidents in {settings.INCIDENTS_INDEX}"
+    print(f"\n{len(found)} {status if status != 'all' else ''} incidents in {index}"
           f"{' for ' + source if source else ''}")
     for name in sorted(by_source):
         print(f"\n== {name}")
@@ -272,11 +254,11 @@ def print_incidents(status="open", source=None, es_url=None, size=200):
     return found
 
 
-def print_report(index=None, top=5, es_url=None):
-    from agents.elastic import sync_client
+def print_report(settings, top=5):
+    from app.outputs.elastic import sync_client
 
-    es = sync_client(es_url)
-    index = index or settings.INDEX
+    es = sync_client(settings)
+    index = settings.index
     es.indices.refresh(index=index)
     aggs = es.search(index=index, size=0, aggs={"sources": {"terms": {"field": "source", "size": 100}, "aggs": {
         "anomalies": {"filter": {"term": {"is_anomaly": True}}}}}})["aggregations"]["sources"]["buckets"]
@@ -292,29 +274,29 @@ def print_report(index=None, top=5, es_url=None):
                   f"{d['log']['file']['path']}:{d['line_no']} [{', '.join(d['top_tokens'])}] {d['message'][:90]}")
 
 
-def cmd_report(args):
+def cmd_report(args, settings):
     if args.lines:
-        print_report(args.index, args.top, args.es_url)
+        print_report(settings, args.top)
     else:
-        print_incidents(args.status, args.source, args.es_url)
+        print_incidents(settings, args.status, args.source)
 
 
-def cmd_feedback(args):
-    from agents.elastic import async_client
-    from app.kafka_admin import BrokerUnreachable
-    from app.queries import feedback_message, find_incident, send_feedback
+def cmd_feedback(args, settings):
+    from app.kafka.admin import BrokerUnreachable
+    from app.outputs.elastic import async_client
+    from app.outputs.queries import feedback_message, find_incident, send_feedback
 
     async def go():
-        es = async_client(args.es_url)
+        es = async_client(settings)
         try:
-            incident = await find_incident(es, args.incident_id)
+            incident = await find_incident(es, incidents_index(settings), args.incident_id)
         finally:
             await es.close()
         if incident is None:
-            raise LookupError(f"no incident {args.incident_id!r} in {settings.INCIDENTS_INDEX} "
+            raise LookupError(f"no incident {args.incident_id!r} in {incidents_index(settings)} "
                               "(`clogs report` lists them)")
         key, value = feedback_message(incident, args.action, args.duration)
-        await send_feedback(key, value, args.app_id, args.broker)
+        await send_feedback(settings, key, value)
         return incident, value
 
     try:
@@ -327,9 +309,9 @@ def cmd_feedback(args):
 
 
 # --- argument parsing ------------------------------------------------------------------
-def _kafka_flags(p):
-    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.BROKER})")
-    p.add_argument("--topic", default=None, help=f"log topic (CLOGS_TOPIC, default {settings.TOPIC})")
+def _kafka_flags(p, settings):
+    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.broker})")
+    p.add_argument("--topic", default=None, help=f"log topic (CLOGS_TOPIC, default {settings.topic})")
 
 
 def _ingest_flags(p):
@@ -340,7 +322,7 @@ def _ingest_flags(p):
     p.add_argument("--batch", type=int, default=1000, help="lines in flight before waiting for the broker")
 
 
-def _ingest_input_flags(p):
+def _ingest_input_flags(p, settings):
     p.add_argument("input", nargs="?", default=None, metavar="-",
                    help="`-` reads lines from stdin (source: --source) instead of the files under --base-dir")
     p.add_argument("--source", default="stdin", help="the source of the lines read from stdin (default stdin)")
@@ -349,34 +331,34 @@ def _ingest_input_flags(p):
     p.add_argument("--follow-for", type=float, default=None, metavar="SECONDS",
                    help="follow for this long, then stop cleanly (implies --follow)")
     p.add_argument("--state-file", default=None, help="where --follow keeps each file's position "
-                   f"(default {Path(settings.DATA_DIR) / 'ingest-state.json'})")
+                   f"(default {ingest_state_file(settings)})")
     p.add_argument("--from-end", action="store_true", help="with --follow and no saved position: start the files "
                    "already there at their end (files created later are read from their start)")
 
 
-def _worker_flags(p):
-    p.add_argument("--app-id", default=None, help=f"Faust app id (CLOGS_APP_ID, default {settings.APP_ID})")
-    p.add_argument("--index", default=None, help=f"Elasticsearch index (CLOGS_INDEX, default {settings.INDEX})")
-    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
-    p.add_argument("--checkpoint-dir", default=None, help=f"model (CLOGS_CHECKPOINT_DIR, default {settings.CHECKPOINT_DIR})")
+def _worker_flags(p, settings):
+    p.add_argument("--app-id", default=None, help=f"Faust app id (CLOGS_APP_ID, default {settings.app_id})")
+    p.add_argument("--index", default=None, help=f"Elasticsearch index (CLOGS_INDEX, default {settings.index})")
+    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.es_url})")
+    p.add_argument("--checkpoint-dir", default=None, help=f"model (CLOGS_CHECKPOINT_DIR, default {settings.checkpoint_dir})")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--factor", type=float, default=None, help=f"dynamic threshold = mean + factor x std "
-                       f"(CLOGS_FACTOR, default {settings.FACTOR})")
+                       f"(CLOGS_FACTOR, default {settings.factor})")
     group.add_argument("--threshold", type=float, default=None, help="fixed threshold (CLOGS_THRESHOLD)")
     p.add_argument("--warmup-lines", type=int, default=None, help="lines before a source's own statistics are used")
     p.add_argument("--no-learning", action="store_true", help="static mode: no online learning (CLOGS_LEARNING=0)")
     p.add_argument("--learning-lines", type=int, default=None, help="a new source's learning period, in lines "
-                   f"(CLOGS_LEARNING_LINES, default {settings.LEARNING_LINES})")
+                   f"(CLOGS_LEARNING_LINES, default {settings.learning_lines})")
     p.add_argument("--anomalies-only", action="store_true", help="index only anomalies")
-    p.add_argument("--web-port", type=int, default=None, help=f"worker web port (CLOGS_WEB_PORT, default {settings.WEB_PORT})")
+    p.add_argument("--web-port", type=int, default=None, help=f"worker web port (CLOGS_WEB_PORT, default {settings.web_port})")
     p.add_argument("--data-dir", default=None, help="folder for the workers' table state (CLOGS_DATA_DIR)")
-    p.add_argument("--partitions", type=int, default=None, help=f"partitions (CLOGS_PARTITIONS, default {settings.PARTITIONS})")
+    p.add_argument("--partitions", type=int, default=None, help=f"partitions (CLOGS_PARTITIONS, default {settings.partitions})")
     p.add_argument("--loglevel", default="info")
 
 
-def add_streaming_commands(sub):
+def add_streaming_commands(sub, settings):
     p = sub.add_parser("topic", help="ensure (or --recreate) the log, anomalies and dead-letter topics")
-    _kafka_flags(p)
+    _kafka_flags(p, settings)
     p.add_argument("--app-id", default=None)
     p.add_argument("--partitions", type=int, default=None)
     p.add_argument("--recreate", action="store_true", help="delete the topics, the app's internal topics and "
@@ -385,20 +367,20 @@ def add_streaming_commands(sub):
 
     p = sub.add_parser("ingest", help="send every line of the log files (or stdin: `-`; or --follow them) "
                        "to the log topic (key = source)")
-    _kafka_flags(p)
+    _kafka_flags(p, settings)
     _ingest_flags(p)
-    _ingest_input_flags(p)
+    _ingest_input_flags(p, settings)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("consume", help="start a worker (faust -A app worker) with these settings")
-    _kafka_flags(p)
-    _worker_flags(p)
+    _kafka_flags(p, settings)
+    _worker_flags(p, settings)
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("stream", help="topic + worker + ingest in one command")
-    _kafka_flags(p)
+    _kafka_flags(p, settings)
     _ingest_flags(p)
-    _worker_flags(p)
+    _worker_flags(p, settings)
     p.add_argument("--recreate", action="store_true")
     p.add_argument("--until-indexed", action="store_true", help="stop once every line is in Elasticsearch, "
                    "then print a report")
@@ -407,7 +389,7 @@ def add_streaming_commands(sub):
 
     p = sub.add_parser("trainer", help="the continual trainer: retrain on the reservoir, publish models "
                        "(workers start one each by default, CLOGS_TRAINER=auto)")
-    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.BROKER})")
+    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.broker})")
     p.add_argument("--once", action="store_true", help="retrain once when enough samples are there, then exit")
     p.set_defaults(func=cmd_trainer)
 
@@ -416,7 +398,7 @@ def add_streaming_commands(sub):
     p.add_argument("--source", default=None)
     p.add_argument("--lines", action="store_true", help="the top anomalous lines per source instead")
     p.add_argument("--index", default=None)
-    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
+    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.es_url})")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_report)
 
@@ -424,7 +406,7 @@ def add_streaming_commands(sub):
     p.add_argument("action", choices=["normal", "suppress", "ack", "reopen"])
     p.add_argument("incident_id")
     p.add_argument("--for", dest="duration", default="2h", help="how long a suppression lasts (90s, 30m, 2h, 1d)")
-    p.add_argument("--app-id", default=None, help=f"the workers' app id (CLOGS_APP_ID, default {settings.APP_ID})")
-    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.BROKER})")
-    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.ES_URL})")
+    p.add_argument("--app-id", default=None, help=f"the workers' app id (CLOGS_APP_ID, default {settings.app_id})")
+    p.add_argument("--broker", default=None, help=f"Kafka (CLOGS_BROKER, default {settings.broker})")
+    p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.es_url})")
     p.set_defaults(func=cmd_feedback)

@@ -22,19 +22,19 @@ import faust
 from elasticsearch import ApiError, ConnectionError as ESConnectionError, TransportError
 
 from agents import deadletter
-from agents.threshold import policy
-from app import settings
-from agents.elastic import async_client, write_health
-from app import queries, redaction
+from app.faust_app import app, elastic, feedback_topic, models, redactor, settings
+from app.outputs import queries
+from app.settings import incidents_index
 from app.webauth import auth_headers
-from app.faust_app import app, feedback_topic, models
-from model.online import decide
+from model.online import Policy, decide
 from tables.stats import memory_table, stats_table
+
+POLICY = Policy.of(settings)
 
 
 def describe(source, stats):
     calibration, _ = models.scale_of(stats.model_version)
-    decision = decide(stats, calibration, policy())
+    decision = decide(stats, calibration, POLICY)
     memory = memory_table.get(source)
     return {"count": stats.count, "mean": stats.mean, "std": stats.std, "threshold": decision.threshold,
             "mode": decision.mode, "anomalies": stats.anomalies, "baseline_lines": stats.n,
@@ -58,16 +58,16 @@ def local_stats():
 @app.page("/health")
 async def health(web, request):
     """200 with status "ok" (or "starting" while the model loads); 503 with status "red" and the
-    reason while indexing is stopped (agents/elastic.py: credentials, write block, mapping...)."""
-    scorer = models.scorer
-    if write_health.blocked:
-        return web.json({"status": "red", "reason": write_health.blocked, "since": write_health.since,
-                         "app_id": settings.APP_ID, "model_version": scorer.model_version if scorer else None,
+    reason while indexing is stopped (app/outputs/elastic.py: credentials, write block, mapping...)."""
+    scorer, health = models.scorer, elastic().health
+    if health.blocked:
+        return web.json({"status": "red", "reason": health.blocked, "since": health.since,
+                         "app_id": settings.app_id, "model_version": scorer.model_version if scorer else None,
                          "deadletter": dict(deadletter.counters)}, status=503)
-    return web.json({"status": "ok" if scorer else "starting", "app_id": settings.APP_ID,
+    return web.json({"status": "ok" if scorer else "starting", "app_id": settings.app_id,
                      "model_version": scorer.model_version if scorer else None, "model_swaps": models.swaps,
-                     "learning": settings.LEARNING, "url": str(app.conf.canonical_url),
-                     "deadletter": dict(deadletter.counters), "redactions": dict(redaction.COUNTS)})
+                     "learning": settings.learning, "url": str(app.conf.canonical_url),
+                     "deadletter": dict(deadletter.counters), "redactions": dict(redactor().counts)})
 
 
 @app.page("/deadletter/")
@@ -85,7 +85,7 @@ async def all_stats():
     merged = local_stats()
     me = str(app.conf.canonical_url).rstrip("/")
     others = {str(url).rstrip("/") for url in app.router.table_metadata(stats_table.name)} - {me}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=auth_headers()) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=auth_headers(settings.web_token)) as session:
         for url in sorted(others):
             try:
                 async with session.get(f"{url}/stats/local/") as response:
@@ -111,15 +111,11 @@ async def stats_one(web, request, source):
 # --- the dashboard ----------------------------------------------------------------------
 STATIC = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {".html": "text/html", ".js": "application/javascript", ".css": "text/css", ".png": "image/png"}
-_es = None
 
 
 def es():
-    """The web pages' Elasticsearch client, made on first use (never at import)."""
-    global _es
-    if _es is None:
-        _es = async_client()
-    return _es
+    """The web pages' Elasticsearch client: the worker's writer's, made on first use (never at import)."""
+    return elastic().es
 
 
 def static_response(web, name):
@@ -152,7 +148,7 @@ async def from_elasticsearch(web, call):
     except ValueError as exc:
         return web.json({"error": str(exc)}, status=400)
     except (ESConnectionError, TransportError, ApiError) as exc:
-        return web.json({"error": f"Elasticsearch at {settings.ES_URL}: {exc}"}, status=502)
+        return web.json({"error": f"Elasticsearch at {settings.es_url}: {exc}"}, status=502)
 
 
 @app.page("/api/sources")
@@ -167,14 +163,14 @@ async def api_series(web, request):
     source = request.query.get("source")
     if not source:
         return web.json({"error": "source= is required"}, status=400)
-    return await from_elasticsearch(web, queries.series(es(), source, query_int(request, "minutes", 30, 1, 7 * 24 * 60),
+    return await from_elasticsearch(web, queries.series(es(), settings.index, source, query_int(request, "minutes", 30, 1, 7 * 24 * 60),
                                                         query_int(request, "buckets", 60, 1, 500)))
 
 
 @app.page("/api/incidents")
 async def api_incidents(web, request):
     async def listing():
-        return {"incidents": await queries.incidents(es(), request.query.get("status", "open"),
+        return {"incidents": await queries.incidents(es(), incidents_index(settings), request.query.get("status", "open"),
                                                      request.query.get("source") or None,
                                                      query_int(request, "size", 100, 1, 1000))}
     return await from_elasticsearch(web, listing())
@@ -191,14 +187,14 @@ class FeedbackView(faust.web.View):
             return self.json({"error": "send JSON with Content-Type: application/json"}, status=415)
         try:
             body = await request.json()
-            incident = await queries.find_incident(es(), str(body.get("incident_id", "")))
+            incident = await queries.find_incident(es(), incidents_index(settings), str(body.get("incident_id", "")))
             if incident is None:
                 return self.json({"error": f"unknown incident {body.get('incident_id')!r}"}, status=404)
             key, value = queries.feedback_message(incident, body.get("action"), body.get("for"))
         except (ValueError, AttributeError, OverflowError) as exc:
             return self.json({"error": str(exc)}, status=400)
         except (ESConnectionError, TransportError, ApiError) as exc:
-            return self.json({"error": f"Elasticsearch at {settings.ES_URL}: {exc}"}, status=502)
+            return self.json({"error": f"Elasticsearch at {settings.es_url}: {exc}"}, status=502)
         await feedback_topic.send(key=key, value=value)
         return self.json({"ok": True, "incident_id": incident["incident_id"], "action": value["action"],
                           "until": value["until"]})

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import metrics
 from .data import read_lines
-from .online import judge_batch, new_state, scored_fields
+from .online import calibration_threshold, judge_batch, new_state, scored_line
 
 CHUNK = 2048
 
@@ -101,9 +101,8 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
 
 def online_line(source, row, index, model_version):
     """A file line as the worker's scoring agent would hand it on (offset = line index)."""
-    return {"source": source, "file": "", "line_no": row["line_no"], "line": row["line"], "ingested_at": None,
-            "host": "", "model_version": model_version, "kafka_topic": "file", "kafka_partition": 0,
-            "kafka_offset": index, "scored_at": None, **scored_fields(row["result"])}
+    record = {"source": source, "line_no": row["line_no"], "line": row["line"]}
+    return scored_line(record, row["result"], model_version, "file", 0, index)
 
 
 def write_outputs(out, rows, flags, labels, result, scores, threshold, title):
@@ -112,10 +111,6 @@ def write_outputs(out, rows, flags, labels, result, scores, threshold, title):
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     plot_histogram(out / "score_hist.png", scores, threshold, title,
                    [r["label"] != "-" for r in rows] if labels == "loghub" else None)
-
-
-def threshold_from(calibration, factor):
-    return calibration["mean"] + factor * calibration["std"]
 
 
 def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", progress=True):
@@ -127,7 +122,7 @@ def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", pro
     rows = score_file(scorer, input_path, labels, progress)
     scores = np.array([r["result"].score for r in rows])
     cal = scorer.calibration or {"mean": float(scores.mean()), "std": float(scores.std())}
-    threshold = threshold_from(cal, factor)
+    threshold = calibration_threshold(cal, factor)
     flags = scores > threshold
     result = {"n": len(rows), "mean": cal["mean"], "std": cal["std"], "threshold": threshold, "factor": factor,
               "n_anomalies": int(flags.sum()), "statistics": "checkpoint calibration",

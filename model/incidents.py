@@ -132,10 +132,6 @@ def parse_duration(text):
     return timedelta(seconds=seconds)
 
 
-def now_iso():
-    return datetime.now(timezone.utc).isoformat()
-
-
 def document(incident):
     """The incidents-index document: the incident with the ECS names Kibana expects."""
     doc = {k: v for k, v in incident.items() if k not in ("offsets", "level")}

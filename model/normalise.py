@@ -8,9 +8,9 @@ in place, a new name is inserted before the generic ``number`` rules.
 Tokenisation is whitespace splitting, as in the seed; a digit run left inside a token
 (``R02-M1`` or ``node-246``) is masked inside the token so that the shape survives.
 """
-import json
 import re
-from pathlib import Path
+
+from .rules import load_rules_file
 
 RULES_VERSION = 1
 
@@ -109,13 +109,7 @@ class Normaliser:
     @classmethod
     def from_file(cls, path, base=None):
         """Default rules (or ``base``) with the rules of a JSON file added or overriding."""
-        path = Path(path)
-        try:
-            extra = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"normaliser rules file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"normaliser rules file {path} is not valid JSON: {exc}") from None
+        extra = load_rules_file(path, "normaliser rules")
         rules = list(base if base is not None else DEFAULT_RULES)
         for item in extra:
             try:

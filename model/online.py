@@ -5,7 +5,7 @@ the worker's threshold agent calls it on each micro-batch, ``clogs evaluate --on
 on a file, the unit tests call it.  Each line is decided with the state as it stands, *then*
 learned (prequential), in offset order.
 
-Fast path: a per-source ``SourceMemory`` (tables/records.py) remembers the patterns the source
+Fast path: a per-source ``SourceMemory`` (model/state.py) remembers the patterns the source
 produced (``model.patterns.pattern_key``) and the out-of-vocabulary tokens it used.  With
 learning on, a line's score is
 
@@ -36,10 +36,9 @@ below the calibration threshold).  Flagged lines stay out of the baseline.
 import hashlib
 from dataclasses import dataclass
 
-from tables.records import SourceMemory, Stats
-
 from .patterns import severity_prior
 from .scoring import content_score
+from .state import SourceMemory, Stats
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,16 @@ class Policy:
     reservoir_lines: int = 500
     window: int = 50
 
+    @classmethod
+    def of(cls, settings, **overrides):
+        """The policy that a settings object (app/settings.py ``Settings``) describes."""
+        return cls(**{"factor": settings.factor, "fixed": settings.threshold, "warmup_lines": settings.warmup_lines,
+                      "learning": settings.learning, "learning_lines": settings.learning_lines,
+                      "learning_factor": settings.learning_factor, "decay_info": settings.decay_info,
+                      "decay_warning": settings.decay_warning, "info_weight": settings.info_weight,
+                      "max_patterns": settings.memory_patterns, "max_tokens": settings.memory_tokens,
+                      "reservoir_lines": settings.reservoir_lines, "window": settings.window_lines, **overrides})
+
 
 @dataclass
 class Decision:
@@ -67,10 +76,16 @@ class Decision:
     std: float
 
 
+def calibration_threshold(calibration, factor):
+    """The checkpoint's own threshold: mean + factor x std of its calibration scores (the training
+    lines' scores, model/train.py)."""
+    return calibration.get("mean", 0.0) + factor * calibration.get("std", 0.0)
+
+
 def decide(stats, calibration, policy):
     """The threshold for a source's next line, from its statistics and the checkpoint's calibration."""
     cal_mean, cal_std = calibration.get("mean", 0.0), calibration.get("std", 0.0)
-    floor = cal_mean + policy.factor * cal_std
+    floor = calibration_threshold(calibration, policy.factor)
     if policy.fixed is not None:
         mean, std = (stats.mean, stats.std) if stats.n >= policy.warmup_lines else (cal_mean, cal_std)
         return Decision(policy.fixed, "fixed", mean, std)
@@ -154,7 +169,7 @@ def reservoir_slot(source, candidate, size):
 def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, samples=None, marked_normal=None):
     """Decide and learn a source's lines in offset order; returns the result documents.
 
-    ``lines``: dicts from the scoring agent (``tables.records.SCORED_FIELDS``); ``stats`` and
+    ``lines``: scored lines (``scored_line``); ``stats`` and
     ``memory`` are updated in place.  A line counted before (``Stats.replayed``) is a replay: it is
     decided again but neither counted nor learned twice.  With a ``samples`` list, the slow path's
     training candidates are appended to it as (slot, line): lines that were not flagged and whose
@@ -200,7 +215,7 @@ RESULT_DROP = ("base", "novel", "pattern", "n_tokens", "event_time")
 
 
 def result_document(line, score, decision, is_anomaly, seen=None):
-    """The document of a decided line (a dict; app/documents.py gives it its Elasticsearch names);
+    """The document of a decided line (a dict; app/outputs/documents.py gives it its Elasticsearch names);
     "id" is its log topic-partition-offset; "@timestamp" the time the line states, else its
     ingest time ("timestamp_source" says which)."""
     doc = {k: v for k, v in line.items() if k not in RESULT_DROP}
@@ -218,8 +233,15 @@ def new_state():
     return Stats(), SourceMemory()
 
 
-def scored_fields(result):
-    """The fields a line carries from the Scorer to ``judge_batch`` (one LineScore)."""
-    return {"anomaly_score": result.score, "unknown_tokens": result.unknown, "top_tokens": result.top_tokens,
+def scored_line(record, result, model_version, topic, partition, offset, scored_at=None):
+    """The scored line that ``judge_batch`` decides: a log record (source, line and where it came
+    from), the Scorer's result for it (a LineScore), the model version that scored it and the
+    log-topic coordinates that identify it.  The worker's scoring agent, ``clogs evaluate --online``
+    and the tests make it here."""
+    return {"source": record["source"], "file": str(record.get("file") or ""), "line_no": record.get("line_no", 0),
+            "line": record["line"], "ingested_at": record.get("ingested_at"), "event_time": record.get("event_time"),
+            "host": str(record.get("host") or ""), "model_version": model_version, "kafka_topic": topic,
+            "kafka_partition": partition, "kafka_offset": offset, "scored_at": scored_at,
+            "anomaly_score": result.score, "unknown_tokens": result.unknown, "top_tokens": result.top_tokens,
             "n_tokens": result.tokens, "base": result.base, "novel": result.novel, "pattern": result.pattern,
             "level": result.level}

@@ -2,7 +2,7 @@
 
 A source's lines are counted in tumbling windows of ``window`` seconds (the worker keeps the
 counts in a Faust windowed table; this module only sees the numbers).  ``RateState``
-(tables/records.py) keeps, per source, Welford statistics of the counts of its completed windows
+(model/state.py) keeps, per source, Welford statistics of the counts of its completed windows
 (a window flagged as a burst stays out of them, as flagged lines stay out of the score baseline)
 and of the gaps between its batches of lines.
 
@@ -17,7 +17,7 @@ Times are Unix seconds (the worker's clock: when lines reached the threshold age
 import math
 from dataclasses import dataclass
 
-from tables.records import welford
+from .state import welford
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,13 @@ class RatePolicy:
     silence_factor: float = 5.0
     silence_min: float = 120.0
     min_gaps: int = 10
+
+    @classmethod
+    def of(cls, settings):
+        """The policy that a settings object (app/settings.py ``Settings``) describes."""
+        return cls(window=settings.rate_window, history=settings.rate_history, min_windows=settings.rate_min_windows,
+                   factor=settings.rate_factor, ratio=settings.rate_ratio, silence_factor=settings.silence_factor,
+                   silence_min=settings.silence_min_seconds)
 
 
 def window_start(t, size):

@@ -27,11 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import settings  # noqa: E402
+from app.settings import Settings  # noqa: E402
 from model import Scorer, metrics  # noqa: E402
 from model.data import read_lines, split_label  # noqa: E402
 from model.evaluate import evaluate_online  # noqa: E402
-from model.online import Policy  # noqa: E402
+from model.online import Policy, calibration_threshold  # noqa: E402
 
 LOGHUB = (ROOT.parent / "shared" / "datasets" / "loghub") if (ROOT.parent / "shared").is_dir() \
     else ROOT / "data" / "loghub"
@@ -161,7 +161,7 @@ def print_cold_start(title, figures, peer=None):
         print(f"| {name} | {row['flagged_normal'] * 100:.1f} % | {row['planted_recall']:.2f} |{extra}")
 
 
-def stream_flags(sources, base, seconds, env):
+def stream_flags(settings, sources, base, seconds, env):
     """Protocol D through the product: every source ingested at once, each paced over ``seconds``,
     into one worker with default settings; the decisions read back from Elasticsearch.
     Returns ({source: flags in line order}, latencies in s, retrain windows, the worker log)."""
@@ -170,8 +170,8 @@ def stream_flags(sources, base, seconds, env):
 
     from elasticsearch.helpers import scan
 
-    from agents.elastic import sync_client
-    from app.ingest import ingest
+    from app.inputs.ingest import ingest
+    from app.outputs.elastic import sync_client
     from tests.streaming_helpers import Worker, es_count, run_cli, wait_for
 
     tag = str(int(time.time()))
@@ -181,11 +181,12 @@ def stream_flags(sources, base, seconds, env):
     worker = Worker(names, Path(base).parent / f"state-{tag}", env=env)
     worker.args[worker.args.index("--loglevel") + 1] = "info"
     worker.start()
-    es = sync_client()
+    es = sync_client(settings)
+    ingest_settings = settings.replace(topic=names["topic"])
     try:
         async def all_sources():
             delay = seconds / max(len(lines) for lines in sources.values())
-            await asyncio.gather(*(ingest(base, f"log-{name}/*.txt", delay, 50, names["topic"], progress=False)
+            await asyncio.gather(*(ingest(ingest_settings, base, f"log-{name}/*.txt", delay, 50, progress=False)
                                    for name in sources))
 
         started = time.monotonic()
@@ -240,7 +241,7 @@ def latency_figures(latencies, windows):
     return out
 
 
-def train_without_bgl(out, output_classes=0):
+def train_without_bgl(settings, out, output_classes=0):
     """A checkpoint that never saw BGL: the other five shipped samples (cached in out)."""
     from model.train import train
 
@@ -252,18 +253,18 @@ def train_without_bgl(out, output_classes=0):
         train(lines, out_dir=folder, max_vocab=3000, progress=False, output_classes=output_classes)
         for stale in folder.glob("autoencoder_epoch_*.pth"):
             stale.unlink()
-    return Scorer.from_checkpoint(folder, precision=settings.SCORER_PRECISION)
+    return Scorer.from_checkpoint(folder, precision=settings.scorer_precision)
 
 
-def protocol_c(out, policy, output_classes=0):
-    scorer = train_without_bgl(out, output_classes)
+def protocol_c(settings, out, policy, output_classes=0):
+    scorer = train_without_bgl(settings, out, output_classes)
     result, _ = evaluate_online(scorer, LOGHUB / "BGL_2k.log", Path(out) / "protocol-c", policy, labels="loghub",
                                 progress=False)
     return {k: result[k] for k in ("roc_auc", "roc_auc_second_half", "pr_auc", "best_f1", "precision", "recall",
                                    "f1", "n_anomalies", "n_labelled_anomalies")}
 
 
-def protocol_b(output_classes=0):
+def protocol_b(settings, output_classes=0):
     from model.train import train
 
     rows = [(line, label != "-") for _, line, label in read_lines(LOGHUB / "BGL_2k.log", labels="loghub")]
@@ -274,7 +275,7 @@ def protocol_b(output_classes=0):
                        output_classes=output_classes)
         y = np.array([bad for _, bad in rows[k:]])
         scores = np.array([r.score for r in scorer.score_batch([line for line, _ in rows[k:]])])
-        threshold = scorer.calibration["mean"] + settings.FACTOR * scorer.calibration["std"]
+        threshold = calibration_threshold(scorer.calibration, settings.factor)
         out[f"{int(cut * 100)}%"] = {"roc_auc": metrics.roc_auc(y, scores), "best_f1": metrics.best_f1(y, scores)[0],
                                      "f1_at_threshold": metrics.at_threshold(y, scores, threshold)["f1"]}
     out["mean"] = {k: float(np.mean([v[k] for v in out.values()])) for k in ("roc_auc", "best_f1", "f1_at_threshold")}
@@ -295,14 +296,15 @@ def main():
     parser.add_argument("--retrain-seconds", type=float, default=60,
                         help="the worker's trainer looks for new samples this often during --stream")
     args = parser.parse_args()
+    settings = Settings.from_env()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    policy = Policy(**settings.policy_options())
+    policy = Policy.of(settings)
     report = {"policy": policy.__dict__, "data": str(LOGHUB)}
     sources = planted_sources(args.seed)
     write_sources(sources, out / "logs")
     if "D" not in args.skip:
-        scorer = Scorer.from_checkpoint(args.checkpoint_dir, precision=settings.SCORER_PRECISION)
+        scorer = Scorer.from_checkpoint(args.checkpoint_dir, precision=settings.scorer_precision)
         flags, seconds = offline_flags(scorer, sources, out / "logs", policy, out)
         report["D_offline"] = cold_start_figures(sources, flags)
         peer = cold_start_figures(sources, drain3_flags(sources)) if "peer" not in args.skip else None
@@ -311,7 +313,7 @@ def main():
                          report["D_offline"], peer)
     if args.stream:
         env = {"CLOGS_TRAINER": "auto", "CLOGS_RETRAIN_SECONDS": str(args.retrain_seconds)}
-        flags, latencies, versions, log = stream_flags(sources, out / "logs", args.stream_seconds, env)
+        flags, latencies, versions, log = stream_flags(settings, sources, out / "logs", args.stream_seconds, env)
         (out / "stream-worker.log").write_text(log)
         report["D_stream"] = cold_start_figures(sources, flags)
         report["stream_latency"] = latency_figures(latencies, retrain_windows(log))
@@ -322,11 +324,11 @@ def main():
                                                          for k, v in report["stream_latency"].items()))
         print(f"documents per model version: {versions}")
     if "C" not in args.skip:
-        report["C"] = protocol_c(out, policy, args.output_classes)
+        report["C"] = protocol_c(settings, out, policy, args.output_classes)
         print(f"\nProtocol C (BGL_2k online from a checkpoint without BGL): "
               + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in report["C"].items()))
     if "B" not in args.skip:
-        report["B"] = protocol_b(args.output_classes)
+        report["B"] = protocol_b(settings, args.output_classes)
         print("\nProtocol B (BGL_2k offline chronological):")
         for cut, row in report["B"].items():
             print(f"  {cut}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))

@@ -31,11 +31,14 @@ def worker_app(topic, expected, port, fixes):
     import faust
     import orjson
 
-    from app import settings
+    from app.settings import Settings
+    settings = Settings.from_env()
     if fixes:
-        from app import faust_fixes  # noqa: F401  (as a clogs worker runs it)
+        from app import faust_fixes
 
-    app = faust.App(f"{topic}-app", broker=settings.BROKER, store="memory://", key_serializer="raw",
+        faust_fixes.apply(settings.fetch_max_wait)   # as a clogs worker does
+
+    app = faust.App(f"{topic}-app", broker=settings.broker, store="memory://", key_serializer="raw",
                     value_serializer="raw", consumer_auto_offset_reset="earliest", web_port=port, autodiscover=False)
     source = app.topic(topic, key_type=bytes, value_type=bytes, value_serializer="raw")
     seen = {"n": 0, "first": None, "cpu": 0.0}

@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import settings  # noqa: E402
-from tables.records import SourceMemory  # noqa: E402
+from app.settings import Settings, changelog_topic, kafka_bootstrap  # noqa: E402
+from model.state import SourceMemory  # noqa: E402
+from tables.records import MEMORY  # noqa: E402
 from tests.streaming_helpers import Worker, es_count, run_cli, wait_for, write_logs  # noqa: E402
 
 
@@ -39,13 +40,13 @@ def memory_value(i, patterns):
     memory = SourceMemory(patterns={f"{i:04x}{p:08x}": [p % 7 + 1, p] for p in range(patterns)},
                           tokens={f"token-{i}-{t}": [1, t] for t in range(patterns // 4)},
                           last_offset=-1, candidates=patterns)
-    return memory.dumps()
+    return MEMORY.dumps(memory)   # as the worker's memory table stores it
 
 
-async def fill_changelog(topic, sources, patterns):
+async def fill_changelog(settings, topic, sources, patterns):
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(), max_request_size=8 << 20,
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(settings), max_request_size=8 << 20,
                                 linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     size = 0
@@ -69,15 +70,16 @@ def main():
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--patterns", type=int, default=1000)
     args = parser.parse_args()
+    settings = Settings.from_env()
     tag = str(int(time.time()))
     names = {"topic": f"bench-mem-{tag}", "app_id": f"bench-mem-{tag}", "index": f"bench-mem-{tag}"}
     work = Path(tempfile.mkdtemp(prefix="clogs-bench-mem-"))
     run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "4")
-    env = {"CLOGS_TRAINER": "auto", "CLOGS_MEMORY_PATTERNS": str(max(args.patterns, settings.MEMORY_PATTERNS))}
+    env = {"CLOGS_TRAINER": "auto", "CLOGS_MEMORY_PATTERNS": str(max(args.patterns, settings.memory_patterns))}
     worker = Worker(names, work / "state", env=env).start()  # declares the app's topics
     worker.stop()
-    changelog = f"{names['app_id']}-source-memory-changelog"
-    size = asyncio.run(fill_changelog(changelog, args.sources, args.patterns))
+    changelog = changelog_topic(settings.replace(app_id=names["app_id"]), "source-memory")
+    size = asyncio.run(fill_changelog(settings, changelog, args.sources, args.patterns))
     print(f"changelog filled: {args.sources} sources x {args.patterns} patterns, {size / 1e6:.1f} MB "
           f"({size / args.sources / 1e3:.1f} kB per source: what one table write of a source costs)")
     samples, stop = [], threading.Event()

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from model import metrics  # noqa: E402
 from model.data import split_label  # noqa: E402
 from model.normalise import Normaliser  # noqa: E402
+from model.online import calibration_threshold  # noqa: E402
 from model.train import train  # noqa: E402
 
 DATA = ROOT / "data" / "loghub" / "BGL_2k.log"
@@ -104,8 +105,7 @@ def main():
         seconds = time.time() - started
         y = labels[te]
         scores = np.array([r.score for r in scorer.score_batch([content[i] for i in te])])
-        cal = scorer.calibration
-        threshold = cal["mean"] + args.factor * cal["std"]
+        threshold = calibration_threshold(scorer.calibration, args.factor)
         at = metrics.at_threshold(y, scores, threshold)
         best, _ = metrics.best_f1(y, scores)
         row = {"seed": seed, "roc_auc": metrics.roc_auc(y, scores), "pr_auc": metrics.pr_auc(y, scores),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: a million lines through one worker with learning (and its trainer) on; memory over time.
 
-Writes ``--lines`` lines for ten sources -- four synthetic services (app/traffic.py, random values
+Writes ``--lines`` lines for ten sources -- four synthetic services (app/inputs/traffic.py, random values
 in fixed templates, a rare failure line now and then) and the six Loghub samples of data/loghub,
 each cycled -- ingests them as fast as Kafka takes them, and samples every ``--every`` seconds the
 resident memory of the worker and of its trainer, and the documents indexed.  At the end: every
@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import settings  # noqa: E402
-from app.traffic import failure_line, service_lines  # noqa: E402
+from app.settings import Settings, incidents_index  # noqa: E402
+from app.inputs.traffic import failure_line, service_lines  # noqa: E402
 from tests.streaming_helpers import Worker, es_count, run_cli, wait_for  # noqa: E402
 
 SYNTHETIC = [("svc-payments-a", "payments", 1), ("svc-payments-b", "payments", 2),
@@ -72,10 +72,10 @@ def write_sources(base, total):
     return counts
 
 
-def changelog_sizes(app_id):
+def changelog_sizes(settings, app_id):
     """Bytes of the app's changelog topics' log segments (all partitions; not the preallocated
     index files), by table."""
-    logs = Path(settings.SERVICES_DIR) / "data" / "kafka" / "logs"
+    logs = Path(settings.services_dir) / "data" / "kafka" / "logs"
     sizes = {}
     for folder in logs.glob(f"{app_id}-*-changelog-*"):
         table = folder.name[len(app_id) + 1:].rsplit("-changelog-", 1)[0]
@@ -116,6 +116,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=0.2, help="share of the lines counted as warm-up")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
+    settings = Settings.from_env()
     tag = str(int(time.time()))
     names = {"topic": f"bench-logs-{tag}", "app_id": f"bench-clogs-{tag}", "index": f"bench-clogs-{tag}"}
     work = Path(tempfile.mkdtemp(prefix="clogs-soak-"))
@@ -148,11 +149,12 @@ def main():
         indexed = es_count(names["index"])
         stats = worker.stats()
         health = worker.stats("/health")
-        from agents.elastic import sync_client
+        from app.outputs.elastic import sync_client
 
-        es = sync_client()
-        es.indices.refresh(index=names["index"] + "-incidents")
-        incidents = es.count(index=names["index"] + "-incidents")["count"]
+        es = sync_client(settings)
+        incidents_at = incidents_index(settings.replace(index=names["index"]))
+        es.indices.refresh(index=incidents_at)
+        incidents = es.count(index=incidents_at)["count"]
         warm = next(s for s in samples if s["indexed"] >= args.warmup * total)
         after = [s for s in samples if s["t"] >= warm["t"]]
         result = {
@@ -169,7 +171,7 @@ def main():
             "learned_tokens_per_source": {s: v["learned_tokens"] for s, v in sorted(stats.items())
                                           if isinstance(v, dict)},
             "incidents": incidents, "model_swaps": health.get("model_swaps"),
-            "changelog_bytes": changelog_sizes(names["app_id"]),
+            "changelog_bytes": changelog_sizes(settings, names["app_id"]),
             "samples": samples,
         }
         out = Path(args.out)

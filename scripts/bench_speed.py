@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from app import settings  # noqa: E402
+from app.settings import Settings  # noqa: E402
 from model import Scorer  # noqa: E402
 from model.data import split_label  # noqa: E402
 
@@ -47,13 +47,14 @@ def rate(fn, lines, repeat=2):
 
 
 def main():
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--single", type=int, default=2000, help="lines for the one-per-call measurement")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--checkpoint-dir", default=str(ROOT / "checkpoints"))
-    parser.add_argument("--precision", default=settings.SCORER_PRECISION, help="fp32 (exact) or bf16")
+    parser.add_argument("--precision", default=settings.scorer_precision, help="fp32 (exact) or bf16")
     parser.add_argument("--chunk-size", type=int, default=None, help="lines per forward pass (the Scorer's default)")
     args = parser.parse_args()
     options = {"threads": args.threads, "precision": args.precision}

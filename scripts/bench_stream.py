@@ -41,6 +41,7 @@ from tests.conftest import _services_module, remove_leftovers  # noqa: E402
 from tests.streaming_helpers import Worker, es_client, es_count, run_cli, wait_for  # noqa: E402
 from model.data import split_label  # noqa: E402
 
+
 def write_sources(loghub, folder):
     """The Loghub samples as log-<source>/<source>.txt (labels stripped); returns {source: lines}."""
     expected = {}

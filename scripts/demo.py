@@ -22,15 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import settings  # noqa: E402
 from app import streaming_cli as cli  # noqa: E402
+from app.cli import with_flags  # noqa: E402
+from app.settings import Settings, incidents_index, kafka_bootstrap, topics  # noqa: E402
 
 
 def main():
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--exit", action="store_true", default=os.environ.get("CLOGS_DEMO_EXIT", "0") not in ("", "0"),
                         help="stop the worker right after the report (CLOGS_DEMO_EXIT=1)")
-    parser.add_argument("--web-port", type=int, default=settings.WEB_PORT)
+    parser.add_argument("--web-port", type=int, default=settings.web_port)
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args()
     base = ROOT / "data" / "kafka"
@@ -39,33 +41,34 @@ def main():
                             es_url=None, checkpoint_dir=None, factor=None, threshold=None, warmup_lines=None,
                             anomalies_only=False, web_port=args.web_port, data_dir=None, loglevel="warn",
                             base_dir=str(base), pattern="log-*/**/*.txt", delay=0.0, batch=1000)
-    cli.cmd_topic(ns)
-    from agents.elastic import sync_client
+    settings = with_flags(settings, ns)
+    cli.cmd_topic(ns, settings)
+    from app.outputs.elastic import sync_client
 
-    for index in (settings.INDEX, settings.INCIDENTS_INDEX):
-        sync_client().indices.delete(index=index, ignore_unavailable=True)
-    print(f"cleared indices {settings.INDEX} and {settings.INCIDENTS_INDEX}; starting a worker (log: .clogs-data/demo-worker.log)")
-    Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
-    proc = cli.start_worker(ns, log_path=Path(settings.DATA_DIR) / "demo-worker.log")
+    for index in (settings.index, incidents_index(settings)):
+        sync_client(settings).indices.delete(index=index, ignore_unavailable=True)
+    print(f"cleared indices {settings.index} and {incidents_index(settings)}; starting a worker (log: .clogs-data/demo-worker.log)")
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    proc = cli.start_worker(ns, settings, log_path=Path(settings.data_dir) / "demo-worker.log")
     try:
-        cli.wait_for_web(args.web_port, proc=proc)
+        cli.wait_for_web(settings, proc=proc)
         started = time.monotonic()
-        summary = cli.run_ingest(ns)
-        count = cli.wait_until_indexed(summary["lines"])
+        summary = cli.run_ingest(ns, settings)
+        count = cli.wait_until_indexed(settings, summary["lines"])
         seconds = time.monotonic() - started
         print(f"\n{count} of {summary['lines']} lines scored and indexed in {seconds:.1f} s "
               f"({count / seconds:,.0f} lines/s end to end)")
-        cli.print_report(top=args.top)
-        check_planted(base / "planted.json")
-        print_stats(args.web_port)
+        cli.print_report(settings, top=args.top)
+        check_planted(settings, base / "planted.json")
+        print_stats(settings)
         time.sleep(2)   # the last incidents' updates reach the incidents index
-        cli.print_incidents("open")
-        web = f"http://{settings.WEB_HOST}:{args.web_port}"
+        cli.print_incidents(settings, "open")
+        web = f"http://{settings.web_host}:{settings.web_port}"
         print(f"\nwhere to look:\n  the dashboard          {web}/"
               f"\n  per-source statistics  {web}/stats/"
               f"\n  incidents              clogs report; clogs feedback normal|suppress|ack|reopen INCIDENT_ID"
-              f"\n  the index              {settings.ES_URL}/{settings.INDEX}/_search?q=is_anomaly:true"
-              f"\n  anomalies topic        {settings.ANOMALIES_TOPIC} (Kafka {settings.kafka_bootstrap()})"
+              f"\n  the index              {settings.es_url}/{settings.index}/_search?q=is_anomaly:true"
+              f"\n  anomalies topic        {topics(settings).anomalies} (Kafka {kafka_bootstrap(settings)})"
               f"\n  Kibana (docker compose) http://localhost:5601, dashboard \"clogs: overview\"")
         if not args.exit:
             print(f"\nthe worker and its dashboard ({web}/) keep running; Ctrl-C stops them")
@@ -83,12 +86,13 @@ def stop_on_signal(signum, frame):
     raise KeyboardInterrupt
 
 
-def print_stats(port):
+def print_stats(settings):
     import urllib.request
 
     from app.webauth import auth_headers
 
-    request = urllib.request.Request(f"http://{settings.WEB_HOST}:{port}/stats/", headers=auth_headers())
+    request = urllib.request.Request(f"http://{settings.web_host}:{settings.web_port}/stats/",
+                                     headers=auth_headers(settings.web_token))
     with urllib.request.urlopen(request, timeout=10) as response:
         stats = json.load(response)
     print("\nper-source statistics from the worker's /stats/:")
@@ -97,14 +101,14 @@ def print_stats(port):
               f"threshold {s['threshold']:.2f} ({s['mode']})  anomalies {s['anomalies']}")
 
 
-def check_planted(path):
-    from agents.elastic import sync_client
+def check_planted(settings, path):
+    from app.outputs.elastic import sync_client
 
-    es = sync_client()
+    es = sync_client(settings)
     planted = json.loads(path.read_text())
     print("\nplanted anomalies:")
     for item in planted:
-        hits = es.search(index=settings.INDEX, size=1, query={"bool": {"filter": [
+        hits = es.search(index=settings.index, size=1, query={"bool": {"filter": [
             {"term": {"source": item["source"]}}, {"term": {"line_no": item["line_no"]}}]}})["hits"]["hits"]
         doc = hits[0]["_source"] if hits else None
         verdict = "CAUGHT" if doc and doc["is_anomaly"] else "missed"

@@ -1,61 +1,48 @@
 """The changelog-backed per-source tables, all partitioned like the scored topic (a source's state
 recovers after a restart and moves with its partition to another worker):
 
-* ``source-stats``: score statistics (``Stats``);
-* ``source-memory``: the learning memory (``SourceMemory``);
+* ``source-stats``: score statistics (``model.state.Stats``);
+* ``source-memory``: the learning memory (``model.state.SourceMemory``);
 * ``incidents``: incidents (model/incidents.py), one dict per incident id, written only while
   handling an event of the incident's source, so it lives in that source's partition;
-* ``source-rate``: a source's usual rate and gaps (``RateState``, model/rates.py);
+* ``source-rate``: a source's usual rate and gaps (``model.state.RateState``, model/rates.py);
 * ``source-line-counts``: lines per source in tumbling windows of ``CLOGS_RATE_WINDOW`` seconds,
   expiring after ``CLOGS_RATE_HISTORY`` windows (a Faust windowed table).
 """
 from datetime import timedelta
 
-from app import settings
-from app.faust_app import app
-from tables.records import RateState, SourceMemory, Stats
+from app.faust_app import app, settings
+from model.state import RateState, SourceMemory, Stats
+from tables.records import MEMORY, RATE, STATS
 
-stats_table = app.Table(
-    "source-stats",
-    default=Stats,
-    key_type=str,
-    value_type=Stats,
-    partitions=settings.PARTITIONS,
-    help="Welford statistics of anomaly scores, per log source",
-)
 
-memory_table = app.Table(
-    "source-memory",
-    default=SourceMemory,
-    key_type=str,
-    value_type=SourceMemory,
-    partitions=settings.PARTITIONS,
-    help="patterns and out-of-vocabulary tokens each source has produced (online learning)",
-)
+def state_table(name, state_class, codec, help):
+    """A per-source table of one of the model's state dataclasses, stored with its codec."""
+    table = app.Table(name, default=state_class, key_type=str, partitions=settings.partitions, help=help)
+    table.value_serializer = codec   # Faust 0.15.3 takes a table's value codec only from a Record value_type
+    return table
+
+
+stats_table = state_table("source-stats", Stats, STATS, "Welford statistics of anomaly scores, per log source")
+memory_table = state_table("source-memory", SourceMemory, MEMORY,
+                           "patterns and out-of-vocabulary tokens each source has produced (online learning)")
 
 incidents_table = app.Table(
     "incidents",
     key_type=str,
-    partitions=settings.PARTITIONS,
+    partitions=settings.partitions,
     help="incidents by id (model/incidents.py), in their source's partition",
 )
 
-rate_table = app.Table(
-    "source-rate",
-    default=RateState,
-    key_type=str,
-    value_type=RateState,
-    partitions=settings.PARTITIONS,
-    help="usual line rate and gaps, per log source",
-)
+rate_table = state_table("source-rate", RateState, RATE, "usual line rate and gaps, per log source")
 
 line_counts = app.Table(
     "source-line-counts",
     default=int,
     key_type=str,
-    partitions=settings.PARTITIONS,
+    partitions=settings.partitions,
     help="lines per source and tumbling window",
-).tumbling(settings.RATE_WINDOW, expires=timedelta(seconds=settings.RATE_WINDOW * settings.RATE_HISTORY))
+).tumbling(settings.rate_window, expires=timedelta(seconds=settings.rate_window * settings.rate_history))
 
 
 def window_of(timestamp):
@@ -65,7 +52,7 @@ def window_of(timestamp):
 
 def lines_in(source, start):
     """Lines the source sent in the window starting at ``start`` (0 once expired)."""
-    return line_counts[source][window_of(start + settings.RATE_WINDOW / 2)]
+    return line_counts[source][window_of(start + settings.rate_window / 2)]
 
 
 def add_lines(source, timestamp, count):

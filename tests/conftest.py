@@ -93,9 +93,10 @@ def remove_leftovers(names):
     import asyncio
 
     async def delete_topics():
-        from app.kafka_admin import admin_client
+        from app.kafka.admin import admin_client
+        from app.settings import Settings
 
-        admin = await admin_client(timeout=5.0)
+        admin = await admin_client(Settings.from_env(), timeout=5.0)
         try:
             doomed = [t for t in await admin.list_topics() if t.startswith((names["topic"], names["app_id"] + "-"))]
             if doomed:
@@ -108,9 +109,10 @@ def remove_leftovers(names):
     except Exception:   # noqa: BLE001 -- services down (or private ones, already stopped): nothing to clean
         pass
     try:
-        from agents.elastic import sync_client
+        from app.outputs.elastic import sync_client
+        from app.settings import Settings
 
-        es = sync_client().options(request_timeout=10)
+        es = sync_client(Settings.from_env()).options(request_timeout=10)
         found = list(es.indices.get(index=f"{names['index']}*", allow_no_indices=True, ignore_unavailable=True))
         if found:   # by name: Elasticsearch 8 refuses to delete by wildcard (action.destructive_requires_name)
             es.indices.delete(index=",".join(found))

@@ -15,10 +15,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def client_options():
-    from app.kafka_security import client_options as options
+def settings():
+    """The settings of this process's environment (the tests' services)."""
+    from app.settings import Settings
 
-    return options()
+    return Settings.from_env()
+
+
+def bootstrap():
+    from app.settings import kafka_bootstrap
+
+    return kafka_bootstrap(settings())
+
+
+def client_options():
+    from app.kafka.security import client_options as options
+
+    return options(settings())
 
 
 def free_port():
@@ -124,9 +137,9 @@ def run_cli(*args, timeout=300, env=None):
 
 
 def es_client():
-    from agents.elastic import sync_client
+    from app.outputs.elastic import sync_client
 
-    return sync_client()
+    return sync_client(settings())
 
 
 def es_count(index):
@@ -149,10 +162,9 @@ def produce_raw(topic, records):
     """records: [(key bytes|None, value bytes)] straight to Kafka, bypassing the ingest checks."""
     from aiokafka import AIOKafkaProducer
 
-    from app import settings
 
     async def go():
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(), **client_options())
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), **client_options())
         await producer.start()
         try:
             for key, value in records:
@@ -163,16 +175,30 @@ def produce_raw(topic, records):
     asyncio.run(go())
 
 
+def list_topics():
+    """The names of the topics the broker holds."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def go():
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(), **client_options())
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    return asyncio.run(go())
+
+
 def consume_all(topic, expected, timeout=60, count_if=None, raw=False):
     """Read JSON values from the beginning of a topic until `expected` of them (those for which
     `count_if` is true, if given) arrived, or the timeout.  ``raw``: (partition, key, value bytes)
     of each record instead."""
     from aiokafka import AIOKafkaConsumer
 
-    from app import settings
 
     async def go():
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap(), auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(), auto_offset_reset="earliest",
                                     **client_options(),
                                     group_id=None, enable_auto_commit=False)
         await consumer.start()
@@ -197,11 +223,10 @@ def group_report(group_id, timeout=15):
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-    from app import settings
 
     async def go():
         out = []
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap())
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
         await admin.start()
         try:
             for response in await admin.describe_consumer_groups([group_id]):
@@ -226,7 +251,7 @@ def group_report(group_id, timeout=15):
             committed = await admin.list_consumer_group_offsets(group_id)
         finally:
             await admin.close()
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap(), group_id=None)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=None)
         await consumer.start()
         try:
             ends = await consumer.end_offsets(list(committed)) if committed else {}

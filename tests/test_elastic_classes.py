@@ -1,6 +1,6 @@
 """Which Elasticsearch failures are retried, which stop the sink (and say how to fix them), and
-which are one document's fault (agents/elastic.py ``blocking_reason``)."""
-from agents.elastic import blocking_reason, error_type
+which are one document's fault (app/outputs/elastic.py ``blocking_reason``)."""
+from app.outputs.elastic import blocking_reason, error_type
 
 
 def test_failure_classes():

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from tests.streaming_helpers import Worker, es_client, es_count, es_docs, run_cli, wait_for, write_logs
-from app.traffic import service_lines
+from app.inputs.traffic import service_lines
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""app/follow.py (tail -F with saved positions) and the Kafka-free parts of `clogs ingest -` / `--follow`.
+"""app/inputs/follow.py (tail -F with saved positions) and the Kafka-free parts of `clogs ingest -` / `--follow`.
 
 No broker: the ingest tests replace the producer with a fake that acknowledges at once.
 """
@@ -10,8 +10,9 @@ import os
 
 import pytest
 
-from app import ingest as ingest_module
-from app.follow import Follower, load_state, save_state, source_of
+from app.inputs import ingest as ingest_module
+from app.settings import Settings
+from app.inputs.follow import Follower, load_state, save_state, source_of
 
 
 def lines_of(polled):
@@ -256,11 +257,14 @@ class FakeProducer:
         pass
 
 
+T_SETTINGS = Settings.from_env({}, topic="t")
+
+
 @pytest.fixture
 def producer(monkeypatch):
     fake = FakeProducer()
 
-    async def start(broker=None):
+    async def start(settings):
         return fake
 
     monkeypatch.setattr(ingest_module, "start_producer", start)
@@ -269,7 +273,7 @@ def producer(monkeypatch):
 
 def test_stdin_lines_share_the_record_building_and_dead_letters(producer):
     stream = io.BytesIO(b"first line\n\nsecond line\r\nlast without newline")
-    summary = asyncio.run(ingest_module.ingest_stream(stream, source="app", topic="t"))
+    summary = asyncio.run(ingest_module.ingest_stream(T_SETTINGS, stream, source="app"))
     logs = [v for topic, _, v in producer.sent if topic == "t"]
     dead = [v for topic, _, v in producer.sent if topic == "t-deadletter"]
     assert [(v["source"], v["line_no"], v["line"], v["file"]) for v in logs] == [
@@ -286,7 +290,7 @@ def test_follow_sends_new_lines_and_resumes_from_its_state(producer, logs, tmp_p
     async def first_run():
         stop = asyncio.Event()
         task = asyncio.create_task(ingest_module.ingest_follow(
-            logs.parent, "log-*/*.log", state_file, stop=stop, topic="t", interval=0.01))
+            T_SETTINGS, logs.parent, "log-*/*.log", state_file, stop=stop, interval=0.01))
         await asyncio.sleep(0.2)
         write(logs / "a.log", " line\nthree\n")
         await asyncio.sleep(0.2)
@@ -301,8 +305,8 @@ def test_follow_sends_new_lines_and_resumes_from_its_state(producer, logs, tmp_p
 
     producer.sent.clear()
     write(logs / "a.log", "four\n")
-    summary = asyncio.run(ingest_module.ingest_follow(logs.parent, "log-*/*.log", state_file, follow_for=0.2,
-                                                      topic="t", interval=0.01))
+    summary = asyncio.run(ingest_module.ingest_follow(T_SETTINGS, logs.parent, "log-*/*.log", state_file,
+                                                      follow_for=0.2, interval=0.01))
     assert [(v["line_no"], v["line"]) for _, _, v in producer.sent] == [(5, "four")]
 
 
@@ -310,7 +314,7 @@ def test_cli_accepts_stdin_and_follow_flags():
     from app.streaming_cli import add_streaming_commands
 
     parser = argparse.ArgumentParser()
-    add_streaming_commands(parser.add_subparsers())
+    add_streaming_commands(parser.add_subparsers(), Settings.from_env({}))
     args = parser.parse_args(["ingest", "-", "--source", "app"])
     assert args.input == "-" and args.source == "app" and not args.follow
     args = parser.parse_args(["ingest", "--follow-for", "3", "--state-file", "s.json", "--base-dir", "x"])

@@ -1,19 +1,20 @@
 """Incidents, feedback, rate and silence, event time and the documents' field names, without Kafka:
 the functions the worker runs (model/incidents.py, model/rates.py, model/eventtime.py,
-app/documents.py, model.online.judge_batch's ``marked_normal``)."""
+app/outputs/documents.py, model.online.judge_batch's ``marked_normal``)."""
 from datetime import datetime, timezone
 
 import pytest
 
-from agents.elastic import INCIDENT_MAPPING, MAPPING
-from app.documents import line_document
-from app.traffic import failure_line, service_lines
+from app.outputs.mappings import INCIDENT_MAPPING, MAPPING
+from app.outputs.documents import line_document
+from app.outputs.redaction import Redactor
+from app.inputs.traffic import failure_line, service_lines
 from model.eventtime import event_time, iso
 from model.incidents import apply_feedback, count_line, current_status, document, incident_id, new_incident, \
     parse_duration
-from model.online import Policy, judge_batch, new_state, scored_fields
+from model.online import Policy, judge_batch, new_state, scored_line
 from model.rates import RatePolicy, is_burst, is_silent, note_lines, roll, silence_after
-from tables.records import RateState
+from model.state import RateState
 
 REF = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
@@ -96,9 +97,9 @@ def test_a_pattern_marked_normal_is_not_flagged_and_its_words_are_learned(defaul
     normal = service_lines("payments", 400, seed=3)
     failure = failure_line("payments", seed=5)
     lines = normal + [failure] + service_lines("payments", 50, seed=4) + [failure]
-    scored = [{"source": "s", "line": line, "model_version": default_scorer.model_version, "kafka_topic": "t",
-               "kafka_partition": 0, "kafka_offset": i, "ingested_at": "2026-01-05T12:00:00.000+00:00",
-               **scored_fields(r)} for i, (line, r) in enumerate(zip(lines, default_scorer.score_batch(lines)))]
+    scored = [scored_line({"source": "s", "line": line, "ingested_at": "2026-01-05T12:00:00.000+00:00"}, r,
+                          default_scorer.model_version, "t", 0, i)
+              for i, (line, r) in enumerate(zip(lines, default_scorer.score_batch(lines)))]
     pattern = scored[400]["pattern"]
 
     stats, memory = new_state()
@@ -171,12 +172,11 @@ def flat_keys(doc, prefix=""):
 def test_documents_carry_ecs_names_and_every_field_is_mapped(default_scorer):
     line = "2015-10-18 18:01:48,963 ERROR [main] disk on fire"
     result = default_scorer.score_batch([line])[0]
-    scored = {"source": "hadoop", "file": "/var/log/h.log", "line_no": 7, "line": line, "host": "node-1",
-              "ingested_at": "2026-01-05T12:00:00.000+00:00", "event_time": "2015-10-18T18:01:48.963+00:00",
-              "model_version": "v", "kafka_topic": "t", "kafka_partition": 0, "kafka_offset": 0,
-              "scored_at": "2026-01-05T12:00:00.100+00:00", "unknown_tokens": 0, **scored_fields(result)}
+    record = {"source": "hadoop", "file": "/var/log/h.log", "line_no": 7, "line": line, "host": "node-1",
+              "ingested_at": "2026-01-05T12:00:00.000+00:00", "event_time": "2015-10-18T18:01:48.963+00:00"}
+    scored = scored_line(record, result, "v", "t", 0, 0, "2026-01-05T12:00:00.100+00:00")
     doc = judge_batch([scored], *new_state(), default_scorer.calibration, Policy())[0]
-    out = line_document(dict(doc, incident_id="abc"))
+    out = line_document(dict(doc, incident_id="abc"), Redactor())
     assert out["@timestamp"] == "2015-10-18T18:01:48.963+00:00" and out["timestamp_source"] == "line"
     assert out["message"] == line and out["host"]["name"] == "node-1" and out["log"]["file"]["path"] == "/var/log/h.log"
     assert out["event"]["dataset"] == "hadoop" and out["log"]["level"] == "error"
@@ -193,7 +193,7 @@ def test_documents_carry_ecs_names_and_every_field_is_mapped(default_scorer):
 
 
 def test_odd_times_and_numbers_never_raise():
-    from agents.parsing import parse_log_value
+    from app.inputs.records import parse_log_value
     from agents.scoring import times
     from model.eventtime import checked_zone, parse_iso
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from app.traffic import failure_line, service_lines
+from app.inputs.traffic import failure_line, service_lines
 from tests.streaming_helpers import (ROOT, Worker, consume_all, es_client, es_count, es_docs, run_cli, wait_for,
                                      write_logs)
 
@@ -105,12 +105,12 @@ class Traffic:
     def __enter__(self):
         from aiokafka import AIOKafkaProducer
 
-        from app import settings
+        from tests.streaming_helpers import bootstrap
 
         self.thread.start()
 
         async def make():
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(), linger_ms=5)
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), linger_ms=5)
             await producer.start()
             return producer
         self.producer = self._run(make())

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from app.traffic import service_lines
+from app.inputs.traffic import service_lines
 from tests.streaming_helpers import ROOT, Worker, es_count, free_port, wait_for, write_logs
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

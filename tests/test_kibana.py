@@ -3,7 +3,7 @@
 No services: the file is read as Kibana's saved-objects import would see it (one JSON object a
 line), its references are resolved inside the file, and every field a data view, visualization,
 saved search or dashboard names is looked up in the flattened mapping of the index it reads
-(agents/elastic.py MAPPING / INCIDENT_MAPPING, index names from app/settings.py).
+(app/outputs/elastic.py MAPPING / INCIDENT_MAPPING, index names from app/settings.py).
 """
 import copy
 import json
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.elastic import INCIDENT_MAPPING, MAPPING
-from app import settings
+from app.outputs.mappings import INCIDENT_MAPPING, MAPPING
+from app.settings import Settings, incidents_index
 
 ROOT = Path(__file__).resolve().parent.parent
 NDJSON = ROOT / "kibana" / "clogs.ndjson"
@@ -38,7 +38,8 @@ def flatten(mapping, prefix=""):
     return out
 
 
-FIELDS_BY_INDEX = {settings.INDEX: flatten(MAPPING), settings.INCIDENTS_INDEX: flatten(INCIDENT_MAPPING)}
+SETTINGS = Settings.from_env({})
+FIELDS_BY_INDEX = {SETTINGS.index: flatten(MAPPING), incidents_index(SETTINGS): flatten(INCIDENT_MAPPING)}
 
 
 def parse(text):
@@ -246,8 +247,8 @@ def test_every_reference_points_into_the_file(objects):
 
 def test_data_views_are_the_two_indices(objects):
     views = {obj["id"]: obj["attributes"] for obj in objects if obj["type"] == "index-pattern"}
-    assert views["clogs-lines"]["title"] == settings.INDEX == "mozilla-clogs-index"
-    assert views["clogs-incidents"]["title"] == settings.INCIDENTS_INDEX == "mozilla-clogs-index-incidents"
+    assert views["clogs-lines"]["title"] == SETTINGS.index == "mozilla-clogs-index"
+    assert views["clogs-incidents"]["title"] == incidents_index(SETTINGS) == "mozilla-clogs-index-incidents"
     assert flatten(MAPPING)[views["clogs-lines"]["timeFieldName"]] == "date"
     assert flatten(INCIDENT_MAPPING)[views["clogs-incidents"]["timeFieldName"]] == "date"
 

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from app import settings
-from app.traffic import failure_line, service_lines
+from app.settings import Settings
+from app.inputs.traffic import failure_line, service_lines
 from model.evaluate import evaluate_online
 from model.online import Policy
 from tests.streaming_helpers import Worker, es_count, es_docs, run_cli, wait_for, write_logs
@@ -69,7 +69,7 @@ def test_evaluate_online_gives_the_workers_decisions(services, names, tmp_path, 
         worker.stop()
     docs = sorted(es_docs(names["index"]).values(), key=lambda d: d["line_no"])
     result, _ = evaluate_online(default_scorer, tmp_path / "logs" / "log-inventory" / "inventory.txt",
-                                tmp_path / "eval", Policy(**settings.policy_options()), progress=False)
+                                tmp_path / "eval", Policy.of(Settings.from_env()), progress=False)
     with open(tmp_path / "eval" / "test_anomaly_results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [d["is_anomaly"] for d in docs] == [r["is_anomaly"] == "True" for r in rows]

@@ -1,21 +1,21 @@
 """Online learning without Kafka: the worker's own ``judge_batch`` on a service the shipped model
-has never seen (app/traffic.py), its guards, its bounds, and ``evaluate --online``."""
+has never seen (app/inputs/traffic.py), its guards, its bounds, and ``evaluate --online``."""
 import csv
 
 import pytest
 
-from app.traffic import failure_line, service_lines
+from app.inputs.traffic import failure_line, service_lines
 from model.evaluate import evaluate_online
-from model.online import Policy, forget_least_recent, judge_batch, new_state, scored_fields
-from tables.records import SourceMemory, Stats
+from model.online import Policy, forget_least_recent, judge_batch, new_state, scored_line
+from model.state import SourceMemory, Stats
+from tables.records import MEMORY, STATS
 
 LEARNING = Policy(learning=True, learning_lines=100, warmup_lines=100)
 STATIC = Policy(learning=False, warmup_lines=100)
 
 
 def scored_lines(scorer, lines, source="log-new", start=0):
-    return [{"source": source, "line": line, "model_version": scorer.model_version, "kafka_topic": "t",
-             "kafka_partition": 0, "kafka_offset": start + i, **scored_fields(result)}
+    return [scored_line({"source": source, "line": line}, result, scorer.model_version, "t", 0, start + i)
             for i, (line, result) in enumerate(zip(lines, scorer.score_batch(lines)))]
 
 
@@ -70,7 +70,7 @@ def test_learning_off_is_the_static_model(default_scorer):
 def test_a_replay_after_a_crash_is_not_learned_twice(default_scorer):
     lines = service_lines("payments", 300, seed=5)
     _, (stats, memory) = stream(default_scorer, lines, LEARNING)
-    saved = (Stats.loads(stats.dumps()), SourceMemory.loads(memory.dumps()))
+    saved = (STATS.loads(STATS.dumps(stats)), MEMORY.loads(MEMORY.dumps(memory)))
     stream(default_scorer, lines[200:], LEARNING, (stats, memory), start=200)  # offsets 200-299 again
     assert stats == saved[0] and memory.patterns == saved[1].patterns and memory.tokens == saved[1].tokens
 
@@ -86,7 +86,7 @@ def test_memory_is_bounded_and_forgets_the_least_recently_seen():
               "kafka_offset": i} for i in range(500)]
     judge_batch(lines, Stats(), memory, {"mean": 0.0, "std": 100.0}, policy)
     assert len(memory.patterns) <= 50 and len(memory.tokens) <= 20 and "p499" in memory.patterns
-    assert SourceMemory.loads(memory.dumps()).patterns == memory.patterns
+    assert MEMORY.loads(MEMORY.dumps(memory)).patterns == memory.patterns
 
 
 def test_evaluate_online_decides_like_the_worker(default_scorer, tmp_path):

@@ -1,4 +1,4 @@
-"""Redaction (app/redaction.py): planted secrets go, look-alikes and Loghub lines stay.
+"""Redaction (app/outputs/redaction.py): planted secrets go, look-alikes and Loghub lines stay.
 
 tests/data/secrets.txt holds realistic log lines with planted secrets; ``PLANTED`` below lists,
 line by line, the exact substrings planted (secrets, then personal data) and words around
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.redaction import DEFAULT_RULES, REDACTED, Redactor, luhn_ok, redact_document
+from app.outputs.redaction import DEFAULT_RULES, REDACTED, Redactor, luhn_ok, redact_document
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "data" / "secrets.txt"
@@ -255,16 +255,14 @@ def test_rules_file_adds_replaces_and_removes(tmp_path):
 
 
 def test_from_settings(tmp_path):
-    class Settings:
-        REDACT = "all"
-        REDACT_RULES = None
+    from app.settings import Settings
 
-    assert Redactor.from_settings(Settings).mode == "all"
-    Settings.REDACT_RULES = str(tmp_path / "r.json")
+    assert Redactor.from_settings(Settings.from_env({"CLOGS_REDACT": "all"})).mode == "all"
     (tmp_path / "r.json").write_text('[{"name": "acme", "pattern": "ACME-\\\\d+"}]')
-    assert Redactor.from_settings(Settings).redact("ACME-1") == (REDACTED, {"acme": 1})
-    assert Redactor.from_settings(object()).mode == "secrets"   # settings without the names yet
-    assert Redactor.from_settings().mode in ("off", "secrets", "all")
+    settings = Settings.from_env({"CLOGS_REDACT_RULES": str(tmp_path / "r.json")})
+    assert Redactor.from_settings(settings).redact("ACME-1") == (REDACTED, {"acme": 1})
+    assert Redactor.from_settings(Settings.from_env({})).mode == "secrets"   # the default
+    assert Redactor.from_settings(Settings.from_env({"CLOGS_REDACT": "0"})).mode == "off"   # an alias
 
 
 def test_redact_document():

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from agents.parsing import parse_log_value
-from app import settings
+from app.inputs.records import parse_log_value, record_options
+from app.settings import Settings
 
 FILEBEAT = {
     "@timestamp": "2024-05-01T12:00:00.123Z",
@@ -80,17 +80,16 @@ def test_fluent_bit_tail_record_with_path_key_and_date():
     assert record["ingested_at"] == "2024-05-01T12:00:04.000+00:00"
 
 
-def test_source_field_setting_groups_by_host(monkeypatch):
-    monkeypatch.setattr(settings, "SOURCE_FIELD", "host.name, host", raising=False)
-    assert parse(FILEBEAT)[0]["source"] == "web1"
-    assert parse(VECTOR)[0]["source"] == "edge-3"
-    monkeypatch.setattr(settings, "SOURCE_FIELD", "kubernetes.namespace_name", raising=False)
-    assert parse(FLUENT_BIT_K8S)[0]["source"] == "shop"
+def test_source_field_setting_groups_by_host():
+    by_host = record_options(Settings.from_env({"CLOGS_SOURCE_FIELD": "host.name, host"}))
+    assert parse(FILEBEAT, **by_host)[0]["source"] == "web1"
+    assert parse(VECTOR, **by_host)[0]["source"] == "edge-3"
+    by_namespace = record_options(Settings.from_env({"CLOGS_SOURCE_FIELD": "kubernetes.namespace_name"}))
+    assert parse(FLUENT_BIT_K8S, **by_namespace)[0]["source"] == "shop"
 
 
-def test_a_literal_dotted_key_matches_too(monkeypatch):
-    monkeypatch.setattr(settings, "SOURCE_FIELD", "service.name", raising=False)
-    assert parse({"message": "x", "service.name": "billing"})[0]["source"] == "billing"
+def test_a_literal_dotted_key_matches_too():
+    assert parse({"message": "x", "service.name": "billing"}, source_fields="service.name")[0]["source"] == "billing"
 
 
 def test_kafka_header_names_the_source_and_beats_guessed_fields():
@@ -101,11 +100,10 @@ def test_kafka_header_names_the_source_and_beats_guessed_fields():
     assert record["source"] == "from-mapping"
 
 
-def test_header_name_setting(monkeypatch):
-    monkeypatch.setattr(settings, "SOURCE_HEADER", "x-clogs-source", raising=False)
-    assert parse({"log": "x"}, headers=[("source", b"ignored"), ("x-clogs-source", b"mine")])[0]["source"] == "mine"
-    monkeypatch.setattr(settings, "SOURCE_HEADER", "", raising=False)   # off
-    assert parse({"log": "x"}, headers=[("x-clogs-source", b"mine")])[1] == "missing_fields"
+def test_header_name_setting():
+    mine = record_options(Settings.from_env({"CLOGS_SOURCE_HEADER": "x-clogs-source"}))
+    assert parse({"log": "x"}, headers=[("source", b"ignored"), ("x-clogs-source", b"mine")], **mine)[0]["source"] == "mine"
+    assert parse({"log": "x"}, headers=[("x-clogs-source", b"mine")], source_header="")[1] == "missing_fields"   # off
 
 
 def test_record_key_is_the_last_resort():

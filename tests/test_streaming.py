@@ -252,3 +252,33 @@ def test_bad_records_go_to_the_dead_letter_topic_with_reasons(services, names, t
                   env={"CLOGS_MAX_LINE_BYTES": "2000"})
     assert "ingested 2 lines" in out and "too_large: 1" in out and "empty_line: 1" in out
     wait_for(lambda: es_count(names["index"]) >= 3, what="the two good lines to be indexed")
+
+
+def test_the_anomalies_and_dead_letter_topic_settings_are_made_and_used_end_to_end(services, names, tmp_path,
+                                                                                  workers):
+    """CLOGS_ANOMALIES_TOPIC and CLOGS_DEADLETTER_TOPIC name the topics that `clogs topic` makes, the
+    worker and `clogs ingest` write to (app/settings.py ``topics``: one function for every name)."""
+    from tests.streaming_helpers import list_topics
+
+    custom = {"CLOGS_ANOMALIES_TOPIC": f"{names['topic']}-alerts-here",
+              "CLOGS_DEADLETTER_TOPIC": f"{names['topic']}-bad-records-here"}
+    out = run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "2", env=custom)
+    assert custom["CLOGS_ANOMALIES_TOPIC"] in out and custom["CLOGS_DEADLETTER_TOPIC"] in out
+    made = list_topics()
+    assert {custom["CLOGS_ANOMALIES_TOPIC"], custom["CLOGS_DEADLETTER_TOPIC"]} <= made   # before any worker ran
+    assert f"{names['topic']}-anomalies" not in made and f"{names['topic']}-deadletter" not in made
+
+    start(workers, names, tmp_path, "--threshold", "0.0", env=custom)   # every line is an anomaly
+    good = json.dumps({"source": "log-x", "line": "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user test"}).encode()
+    produce_raw(names["topic"], [(b"log-x", b"this is not json"), (b"log-x", good)])
+    dead = consume_all(custom["CLOGS_DEADLETTER_TOPIC"], expected=1)
+    assert [d["reason"] for d in dead] == ["not_json"]
+    alerts = consume_all(custom["CLOGS_ANOMALIES_TOPIC"], expected=1, count_if=lambda a: a["type"] == "line")
+    assert [a["message"] for a in alerts if a["type"] == "line"] == [json.loads(good)["line"]]
+    wait_for(lambda: es_count(names["index"]) >= 1, what="the good record to be indexed")
+
+    write_logs(tmp_path / "logs", {"x": ["a fine line", ""]})   # `clogs ingest` dead-letters the empty line itself
+    run_cli("ingest", "--base-dir", str(tmp_path / "logs"), "--topic", names["topic"], env=custom)
+    dead = consume_all(custom["CLOGS_DEADLETTER_TOPIC"], expected=2)
+    assert sorted(d["reason"] for d in dead) == ["empty_line", "not_json"]
+    assert not {f"{names['topic']}-anomalies", f"{names['topic']}-deadletter"} & list_topics()

@@ -7,9 +7,11 @@ import statistics
 
 import pytest
 
-from agents.parsing import dead_letter, parse_log_value
+from app.inputs.records import dead_letter, parse_log_value
+from app.outputs.redaction import Redactor
 from model.online import Policy, decide, judge_batch
-from tables.records import SourceMemory, Stats, welford
+from model.state import SourceMemory, Stats, welford
+from tables.records import STATS
 
 CAL = {"mean": 0.5, "std": 1.0}
 STATIC = Policy(factor=3.0, warmup_lines=100, learning=False)
@@ -37,9 +39,18 @@ def test_welford_matches_the_batch_formulas():
 
 def test_stats_survive_their_changelog_serialisation():
     stats = Stats().add(1.0, 10, False).add(3.0, 11, False).add(50.0, 12, True)
-    again = Stats.loads(stats.dumps())
+    again = STATS.loads(STATS.dumps(stats))
     assert again == stats and again.std == pytest.approx(1.0) and again.mean == 2.0
     assert (again.count, again.n, again.anomalies, again.last_offset) == (3, 2, 1, 12)
+
+
+def test_a_changelog_written_by_the_faust_records_of_before_still_recovers():
+    """Before issue 22 the tables held Faust records; their JSON carries a ``__faust`` key."""
+    old = (b'{"count": 3, "anomalies": 1, "n": 2, "mean": 2.0, "m2": 2.0, "last_offset": 12, "model_version": "v1", '
+           b'"all_mean": 18.0, "all_m2": 1352.0, "offsets": {"0": 12}, "__faust": {"ns": "tables.records.Stats"}}')
+    stats = STATS.loads(old)
+    assert isinstance(stats, Stats) and stats.std == pytest.approx(1.0) and stats.offsets == {"0": 12}
+    assert stats.replayed(0, 12) and not stats.replayed(0, 13) and stats.model_version == "v1"
 
 
 def test_modes_warmup_dynamic_fixed():
@@ -67,7 +78,7 @@ def run(stats, scores, offset=0):
 
 def test_a_replayed_line_is_decided_again_but_not_counted_twice():
     stats, _ = run(Stats(), [1.0, 2.0, 3.0])
-    again, _ = run(Stats.loads(stats.dumps()), [1.0, 2.0, 3.0])  # the same offsets after a crash
+    again, _ = run(STATS.loads(STATS.dumps(stats)), [1.0, 2.0, 3.0])  # the same offsets after a crash
     assert again == stats and again.count == 3
 
 
@@ -128,12 +139,12 @@ def test_good_record_gets_defaults():
 
 
 def test_dead_letter_document_keeps_a_preview():
-    doc = dead_letter("undecodable", "bad", key=b"log-a", value=b"\xff" * 10, topic="t", partition=1, offset=7)
+    doc = dead_letter("undecodable", "bad", Redactor(), key=b"log-a", value=b"\xff" * 10, topic="t", partition=1, offset=7)
     # redaction is on by default: bytes that are not UTF-8 are shown with replacement characters
     # (a base64 preview could hide a secret from the rules), the exact bytes stay at the offset
     assert doc["preview_encoding"] == "utf-8-replaced" and doc["value_preview"] == "\ufffd" * 10
     assert doc["size"] == 10 and doc["key"] == "log-a"
-    leaked = dead_letter("undecodable", "bad", value=b"\xff password=hunter2 \xfe")
+    leaked = dead_letter("undecodable", "bad", Redactor(), value=b"\xff password=hunter2 \xfe")
     assert "hunter2" not in leaked["value_preview"] and "password=" in leaked["value_preview"]
     assert (doc["source_topic"], doc["partition"], doc["offset"]) == ("t", 1, 7)
 
@@ -148,7 +159,7 @@ def test_a_source_spread_over_partitions_is_counted_per_partition():
     assert stats.count == 5 and stats.offsets == {"0": 1001, "1": 7}
     judge_batch(lines[1:3], stats, SourceMemory(), CAL, STATIC)   # replayed after a crash
     assert stats.count == 5
-    assert Stats.loads(stats.dumps()).offsets == {"0": 1001, "1": 7}
+    assert STATS.loads(STATS.dumps(stats)).offsets == {"0": 1001, "1": 7}
 
 
 def test_a_completion_indexes_then_alerts_then_acks_and_acks_when_indexing_fails(monkeypatch):

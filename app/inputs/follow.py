@@ -2,7 +2,7 @@
 
 ``Follower(base_dir, pattern, state)`` watches the files that match ``pattern`` under
 ``base_dir``; each ``poll()`` returns the complete lines written since the last one, as
-``Line(source, path, line_no, raw, position)``.  Kafka plays no part here (app/ingest.py sends).
+``Line(source, path, line_no, raw, position)``.  Kafka plays no part here (app/inputs/ingest.py sends).
 
 - A file is known by its identity, (device, inode), not by its name: renamed to another name
   that still matches (``x.log`` -> ``x.log.1`` with a ``*.log*`` pattern) it is simply read on.
@@ -124,14 +124,6 @@ class Follower:
                 out.extend(self._read(f, final=True))
                 self._close(f)
         return out
-
-    def follow(self, until=None, interval=0.25, stop=None):
-        """Yields lines as they come, until ``until`` (a monotonic time) or ``stop()`` is true."""
-        while not (stop and stop()) and (until is None or time.monotonic() < until):
-            lines = self.poll()
-            yield from lines
-            if not lines:
-                time.sleep(interval)
 
     def _open(self, path, st):
         try:

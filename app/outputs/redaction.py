@@ -1,44 +1,16 @@
-"""Redaction: removes secrets and personal data from a line before it leaves clogs.
+"""Redaction of what leaves clogs -- a line as indexed, sent to the anomalies topic or
+dead-lettered, an incident's summary and examples, the tokens that explain a score -- by an ordered
+list of rules ``(name, pattern, replacement, category)``; the model still scores the line as it was.
 
-This module owns what clogs writes *out*: the text of a line as it is indexed in
-Elasticsearch, sent to the anomalies topic or dead-lettered.  The model never sees the
-redacted text -- it keeps scoring the normalised line (model/normalise.py) -- so turning
-redaction on or off changes no score.
-
-The rules are an ordered list of ``(name, pattern, replacement, category)``:
-
-* ``pattern`` is a regular expression (flags inline, e.g. ``(?i)``);
-* ``replacement`` is an ``re.sub`` template (``\\g<key>[REDACTED]`` keeps a named group)
-  or, for default rules only, a function of the match that returns the replacement text --
-  returning the match unchanged means "not a hit" (card numbers: only when the Luhn check
-  and the issuer prefix pass, so block ids, epoch milliseconds and other long numbers stay);
-* ``category`` is ``"secret"`` (passwords, tokens, keys, credentials) or ``"personal"``
-  (e-mail addresses, card numbers).
-
-Which categories apply is ``settings.REDACT`` (``CLOGS_REDACT``): ``off`` (nothing),
-``secrets`` (the default: the ``secret`` rules) or ``all`` (``secret`` and ``personal``).
-
-Extra rules come from the JSON file ``settings.REDACT_RULES`` (``CLOGS_REDACT_RULES``),
-either a list of rules or an object ``{"replace_defaults": true, "rules": [...]}``; a rule is
-``{"name": ..., "pattern": <regex>, "replacement": "[REDACTED]", "category": "secret"}``
-(``replacement`` and ``category`` optional, with those defaults).  As with the normaliser's
-rules file, a rule with the name of an existing rule replaces it in place -- with
-``"pattern": null`` it removes it -- and a new name is added after the ``secret`` rules.
-``"replace_defaults": true`` starts from no rules instead of ``DEFAULT_RULES``.
-
-Most log lines hold no secret, so each default rule has a cheap necessary condition in
-``_PRECHECK`` (substring tests on the line or its lower-case form); a rule whose condition
-fails is not run.  ``card_number`` has none: its regex is written to scan fast and the Luhn
-function only runs on 13-19 digit candidates.  When every rule in use has a condition (the
-default ``secrets`` mode), one regex scan for any of their substrings (``_ANY_HINT``) decides
-first: a line with none of them -- most lines -- costs about a microsecond.  ``redact(text)`` returns the new text and the hits
-per rule name (for counters); ``redact_document(doc, redactor)`` redacts the text fields of
-a line, incident or dead-letter document in place.
+``CLOGS_REDACT`` picks the categories (``off``, ``secrets`` (default), ``all``: secrets and personal
+data); ``CLOGS_REDACT_RULES`` names a JSON file of rules that add, replace (same name) or remove
+(``"pattern": null``) rules, or ``{"replace_defaults": true, "rules": [...]}``.  Each default rule
+has a cheap substring pre-check (``_PRECHECK``), so a line without a hint costs about a microsecond.
 """
-import json
 import re
 from functools import lru_cache
-from pathlib import Path
+
+from model.rules import load_rules_file
 
 REDACTED = "[REDACTED]"
 TOKEN_MEMO = 20_000   # top tokens whose redaction a Redactor remembers (a few MB at most)
@@ -213,30 +185,23 @@ class Redactor:
         self._gated = bool(self._compiled) and all(check is not None for *_, check in self._compiled)
         # ``redact`` of the short tokens that explain a score, remembered: they come back line after line
         self.redact_token = lru_cache(maxsize=TOKEN_MEMO)(self.redact)
+        self.counts = {}   # rule name -> hits of ``redact_document`` (for /health)
 
     @property
     def enabled(self):
         return bool(self._compiled)
 
     @classmethod
-    def from_settings(cls, settings=None):
+    def from_settings(cls, settings):
         """The redactor that ``CLOGS_REDACT`` and ``CLOGS_REDACT_RULES`` describe."""
-        if settings is None:
-            from app import settings
-        mode = getattr(settings, "REDACT", "secrets")
-        path = getattr(settings, "REDACT_RULES", None)
-        return cls.from_file(path, mode) if path else cls(mode=mode)
+        if settings.redact_rules:
+            return cls.from_file(settings.redact_rules, settings.redact)
+        return cls(mode=settings.redact)
 
     @classmethod
     def from_file(cls, path, mode="secrets", base=None):
         """Default rules (or ``base``) with the rules of a JSON file added, replaced or removed."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"redaction rules file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"redaction rules file {path} is not valid JSON: {exc}") from None
+        data = load_rules_file(path, "redaction rules")
         rules = list(base if base is not None else DEFAULT_RULES)
         if isinstance(data, dict):
             if data.get("replace_defaults"):
@@ -289,6 +254,10 @@ class Redactor:
                 hits[name] = hits.get(name, 0) + n
                 lower = text.lower()
         return text, hits
+
+    def redact_document(self, doc):
+        """Redact a document about to leave clogs, in place, counting the hits (``redact_document``)."""
+        return redact_document(doc, self, self.counts)
 
     def to_json(self):
         return [{"name": n, "pattern": p, "replacement": r if isinstance(r, str) else f"<function {r.__name__}>",
@@ -354,20 +323,3 @@ def _pieces_remain(token, texts):
     """Whether every literal piece of a (masked) token is still in one of the redacted texts."""
     pieces = [p for p in _MASK.split(token) if p]
     return any(all(p in text for p in pieces) for text in texts)
-
-
-_default = None
-COUNTS = {}   # rule name -> hits in this process (for /health)
-
-
-def default_redactor():
-    """The redactor of the settings, made on first use (not at import) and kept."""
-    global _default
-    if _default is None:
-        _default = Redactor.from_settings()
-    return _default
-
-
-def redact_output(doc):
-    """Redacts a document about to leave clogs with the settings' redactor; counts the hits."""
-    return redact_document(doc, default_redactor(), COUNTS)

@@ -5,13 +5,11 @@ Three inputs share one sending path (``LineSender``: record building, dead-lette
 - ``ingest()``: every line of the files under a base folder, once.  Source = the name of the
   ``log-*`` folder that holds the file.  Files are read line by line (never whole).
 - ``ingest_stream()``: the lines of a stream (``clogs ingest -``: stdin), under one source.
-- ``ingest_follow()``: the files under a base folder followed as ``tail -F`` does (app/follow.py),
-  their positions saved in a state file once the broker has acknowledged the lines, until
-  stopped (SIGINT/SIGTERM) or for a given time.
+- ``ingest_follow()``: the files under a base folder followed as ``tail -F`` does (app/inputs/follow.py),
+  their positions saved once the broker has acknowledged the lines.
 
-Lines are decoded as UTF-8 with replacement.  Empty lines and lines over CLOGS_MAX_LINE_BYTES go
-straight to the dead-letter topic with their reason, so nothing is lost silently; everything else
-goes to the log topic.
+Lines are decoded as UTF-8 with replacement; empty lines and lines over CLOGS_MAX_LINE_BYTES go to
+the dead-letter topic with their reason.
 """
 import asyncio
 import socket
@@ -23,11 +21,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-from agents.parsing import dead_letter
-from app import jsonio, settings
-from app.follow import Follower, load_state, matching_files, source_of
-from app.kafka_admin import unreachable
-from app.kafka_security import client_options
+from app import jsonio
+from app.inputs.follow import Follower, load_state, matching_files, source_of
+from app.inputs.records import dead_letter
+from app.kafka.admin import start_client
+from app.kafka.security import client_options
+from app.outputs.redaction import Redactor
+from app.settings import ingest_state_file, kafka_bootstrap, topics
 
 
 def find_files(base_dir, pattern):
@@ -37,25 +37,12 @@ def find_files(base_dir, pattern):
     return [(source_of(base, path), path) for path, _ in matching_files(base, pattern)]
 
 
-def dead_letter_doc(reason, detail, source, file, line_no, raw):
-    return dead_letter(reason, detail, key=source, value=raw, size=len(raw)) | {"file": file, "line_no": line_no}
-
-
-def default_state_file():
-    return str(Path(settings.DATA_DIR) / "ingest-state.json")
-
-
-async def start_producer(broker=None):
+async def start_producer(settings):
     """A started producer, or BrokerUnreachable naming the fix (fail fast: 15 s)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), linger_ms=5,
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(settings), linger_ms=5,
                                 max_batch_size=1 << 20, max_request_size=4_000_000, acks="all",
-                                request_timeout_ms=30000, **client_options())
-    try:
-        await asyncio.wait_for(producer.start(), 15)
-    except Exception as exc:  # aiokafka raises several kinds when no broker answers
-        await producer.stop()
-        raise await unreachable(settings.kafka_bootstrap(broker), exc) from None
-    return producer
+                                request_timeout_ms=30000, **client_options(settings))
+    return await start_client(settings, producer)
 
 
 class LineSender:
@@ -64,10 +51,11 @@ class LineSender:
     ``send()`` waits for the broker once ``batch`` records are in flight; ``drain()`` waits for
     all of them: after it returns, every line sent so far is acknowledged."""
 
-    def __init__(self, producer, topic=None, batch=1000, delay=0.0):
+    def __init__(self, producer, settings, batch=1000, delay=0.0):
         self.producer = producer
-        self.topic = topic or settings.TOPIC
-        self.deadletter_topic = f"{self.topic}-deadletter"
+        names = topics(settings)
+        self.topic, self.deadletter_topic = names.log, names.deadletter
+        self.max_bytes, self.redactor = settings.max_line_bytes, Redactor.from_settings(settings)
         self.batch, self.delay = batch, delay
         self.paced_from, self.paced = None, 0   # with a delay: one line per delay on average from the first
         self.host = socket.gethostname()
@@ -79,10 +67,11 @@ class LineSender:
         summary = self.summary
         summary["bytes"] += len(raw)
         raw = raw.rstrip(b"\r\n")
-        if len(raw) > settings.MAX_LINE_BYTES or not raw.strip():
+        if len(raw) > self.max_bytes or not raw.strip():
             reason = "too_large" if raw.strip() else "empty_line"
-            detail = f"{len(raw)} bytes > {settings.MAX_LINE_BYTES}" if raw.strip() else "empty line"
-            doc = dead_letter_doc(reason, detail, source, file, line_no, raw)
+            detail = f"{len(raw)} bytes > {self.max_bytes}" if raw.strip() else "empty line"
+            doc = dead_letter(reason, detail, self.redactor, key=source, value=raw, size=len(raw)) | \
+                {"file": file, "line_no": line_no}
             self.pending.append(await self.producer.send(self.deadletter_topic, jsonio.dumps(doc),
                                                          key=source.encode()))
             summary["dead_lettered"][reason] = summary["dead_lettered"].get(reason, 0) + 1
@@ -119,14 +108,13 @@ def _finished(summary, started):
     return summary
 
 
-async def ingest(base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, topic=None, broker=None,
-                 progress=True):
+async def ingest(settings, base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, progress=True):
     """Send every line; returns a summary dict (lines, bytes, seconds, rate, dead_lettered, per source)."""
     files = find_files(base_dir, pattern)
     if not files:
         raise FileNotFoundError(f"no file matches {pattern!r} under {base_dir}")
-    producer = await start_producer(broker)
-    sender = LineSender(producer, topic, batch, delay)
+    producer = await start_producer(settings)
+    sender = LineSender(producer, settings, batch, delay)
     sender.summary["files"] = len(files)
     started = time.monotonic()
     total_bytes = sum(p.stat().st_size for _, p in files)
@@ -145,15 +133,14 @@ async def ingest(base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, topi
     return _finished(sender.summary, started)
 
 
-async def ingest_stream(stream, source="stdin", delay=0.0, batch=1000, topic=None, broker=None, file="-",
-                        stop=None):
+async def ingest_stream(settings, stream, source="stdin", delay=0.0, batch=1000, file="-", stop=None):
     """Send every line of a binary stream (``sys.stdin.buffer``) under ``source`` until its end
     (or ``stop``, an asyncio.Event, is set); a last line without a newline is sent too.
 
     The stream is read in a daemon thread (a blocked read never holds up the exit), at most
     ``batch`` lines ahead of the sending."""
-    producer = await start_producer(broker)
-    sender = LineSender(producer, topic, batch, delay)
+    producer = await start_producer(settings)
+    sender = LineSender(producer, settings, batch, delay)
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue(maxsize=max(1, batch))
@@ -193,17 +180,16 @@ async def ingest_stream(stream, source="stdin", delay=0.0, batch=1000, topic=Non
     return _finished(sender.summary, started)
 
 
-async def ingest_follow(base_dir, pattern="log-*/**/*.txt", state_file=None, follow_for=None, stop=None,
-                        delay=0.0, batch=1000, topic=None, broker=None, from_end=False, interval=0.25,
-                        rotated_grace=5.0):
+async def ingest_follow(settings, base_dir, pattern="log-*/**/*.txt", state_file=None, follow_for=None, stop=None,
+                        delay=0.0, batch=1000, from_end=False, interval=0.25, rotated_grace=5.0):
     """Follow the matching files until ``stop`` (an asyncio.Event) is set or ``follow_for`` seconds
     have passed; after each poll the lines are acknowledged, then their positions saved to
     ``state_file`` (atomically), so that a restart resumes where this run stopped."""
-    state_file = state_file or default_state_file()
+    state_file = state_file or ingest_state_file(settings)
     follower = Follower(base_dir, pattern, load_state(state_file), from_end=from_end, rotated_grace=rotated_grace,
-                        max_line=settings.MAX_LINE_BYTES)
-    producer = await start_producer(broker)
-    sender = LineSender(producer, topic, batch, delay)
+                        max_line=settings.max_line_bytes)
+    producer = await start_producer(settings)
+    sender = LineSender(producer, settings, batch, delay)
     started = time.monotonic()
     deadline = None if follow_for is None else started + follow_for
     seen = set()

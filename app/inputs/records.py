@@ -1,6 +1,6 @@
-"""Validation of raw log-topic records and the dead-letter document for a bad one.
-
-A good record becomes a dict, a bad one a (reason, detail).
+"""Log-topic records: a raw record -> clogs' record (source, line, file, line_no, ingested_at, host),
+or (reason, detail) for the dead-letter topic, and the dead-letter document itself.  The shippers'
+field names it reads are listed below (docs/shippers.md has a configuration for each).
 
 clogs' own record (what ``clogs ingest`` writes) is a JSON object with at least ``source`` and
 ``line`` (``file``, ``line_no``, ``ingested_at`` and ``host`` are filled in when missing); it is
@@ -63,7 +63,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from app import jsonio, settings
+from app import jsonio
+from model.eventtime import iso, parse_iso
 
 REQUIRED = ("source", "line")
 DEFAULTS = {"file": "", "line_no": 0, "ingested_at": None, "host": ""}
@@ -75,12 +76,21 @@ TIME_FIELDS = ("@timestamp", "timestamp", "date")
 DEFAULT_SOURCE_HEADER = "source"
 
 
-def parse_log_value(value, max_bytes=None, headers=None, key=None):
+def record_options(settings):
+    """``parse_log_value``'s options from the settings (CLOGS_MAX_LINE_BYTES, CLOGS_SOURCE_FIELD,
+    CLOGS_SOURCE_HEADER)."""
+    return {"max_bytes": settings.max_line_bytes, "source_fields": settings.source_field,
+            "source_header": settings.source_header}
+
+
+def parse_log_value(value, headers=None, key=None, max_bytes=1_000_000, source_fields="",
+                    source_header=DEFAULT_SOURCE_HEADER):
     """Returns (record, None, None) or (None, reason, detail).
 
     ``headers``: the Kafka record's headers, as aiokafka gives them (a list of (str, bytes)) or a
-    mapping; ``key``: its key (bytes or str).  Both only serve to find a shipper record's source."""
-    max_bytes = max_bytes or settings.MAX_LINE_BYTES
+    mapping; ``key``: its key (bytes or str).  Both only serve to find a shipper record's source.
+    ``source_fields``: the field paths of a shipper record's source (","-separated; empty: the
+    default ones); ``source_header``: the header naming it ("" = none)."""
     if value is None:
         return None, "not_json", "empty record value"
     if isinstance(value, str):
@@ -103,14 +113,13 @@ def parse_log_value(value, max_bytes=None, headers=None, key=None):
         for name, default in DEFAULTS.items():
             record.setdefault(name, default)
         return record, None, None
-    return _from_shipper(record, headers, key)
+    return _from_shipper(record, headers, key, source_fields, source_header)
 
 
-def _from_shipper(record, headers, key):
+def _from_shipper(record, headers, key, source_fields, header_name):
     line = _first_string(record, LINE_FIELDS, nested=False, blank=True)
     source = record.get("source") if isinstance(record.get("source"), str) and record["source"].strip() else None
-    header_name = getattr(settings, "SOURCE_HEADER", DEFAULT_SOURCE_HEADER)
-    fields = source_fields()
+    fields = _split_fields(source_fields)
     source = source or _header(headers, header_name) or _first_string(record, fields) or _text(key)
     missing = []
     if source is None:
@@ -132,11 +141,6 @@ def _from_shipper(record, headers, key):
 def _split_fields(text):
     fields = tuple(f.strip() for f in (text or "").split(",") if f.strip())
     return fields or DEFAULT_SOURCE_FIELDS
-
-
-def source_fields():
-    """The field paths a shipper record's source is looked up in (CLOGS_SOURCE_FIELD or the default)."""
-    return _split_fields(getattr(settings, "SOURCE_FIELD", "") or "")
 
 
 def _get(record, path, nested=True):
@@ -187,14 +191,11 @@ def _header(headers, name):
     return None
 
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
 def _timestamp(record):
     for name in TIME_FIELDS:
         stamp = _as_datetime(record.get(name))
         if stamp is not None:
-            return stamp.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+            return iso(stamp)
     return None
 
 
@@ -210,14 +211,7 @@ def _as_datetime(value):
             return None
     if not isinstance(value, str) or not re.match(r"\d{4}-\d{2}-\d{2}", value.strip()):
         return None
-    text = _FRACTION.sub(r"\1", value.strip().replace("Z", "+00:00").replace("z", "+00:00"))  # ns -> us (Vector)
-    try:
-        stamp = datetime.fromisoformat(text)
-        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
-        stamp.astimezone(timezone.utc)   # year 1 or 9999 with an offset cannot be moved to UTC
-    except (ValueError, OverflowError):
-        return None
-    return stamp
+    return parse_iso(value.strip())
 
 
 PREVIEW_BYTES = 16_384
@@ -234,15 +228,13 @@ def preview(value):
         return base64.b64encode(raw).decode("ascii"), "base64"
 
 
-def dead_letter(reason, detail, key=None, value=None, topic=None, partition=None, offset=None, size=None):
-    """The dead-letter document for one bad record, redacted (app/redaction.py).  A preview of bytes
-    that are not UTF-8 is base64, which no rule could check for secrets: while redaction is on it is
-    decoded with replacement characters instead (``utf-8-replaced``) and redacted like text; the
-    exact bytes stay in the source topic at the offset the document names."""
-    from app.redaction import default_redactor, redact_output
-
+def dead_letter(reason, detail, redactor, key=None, value=None, topic=None, partition=None, offset=None, size=None):
+    """The dead-letter document for one bad record, redacted by ``redactor`` (app/outputs/redaction.py).
+    A preview of bytes that are not UTF-8 is base64, which no rule could check for secrets: while
+    redaction is on it is decoded with replacement characters instead (``utf-8-replaced``) and
+    redacted like text; the exact bytes stay in the source topic at the offset the document names."""
     text, encoding = preview(value)
-    if encoding == "base64" and default_redactor().enabled:
+    if encoding == "base64" and redactor.enabled:
         raw = value if isinstance(value, bytes) else str(value).encode("utf-8", "replace")
         text, encoding = raw[:PREVIEW_BYTES].decode("utf-8", "replace"), "utf-8-replaced"
     doc = {
@@ -257,5 +249,5 @@ def dead_letter(reason, detail, key=None, value=None, topic=None, partition=None
         "preview_encoding": encoding,
         "at": datetime.now(timezone.utc).isoformat(),
     }
-    redact_output(doc)
+    redactor.redact_document(doc)
     return doc

@@ -1,25 +1,26 @@
 """Reading clogs' results back from Elasticsearch, and sending feedback: the one implementation
 behind ``clogs report``, ``clogs feedback`` and the dashboard's API (app/web.py).
 
-* ``incidents(es, status, source, size)``: incidents, newest (``last_seen``) first;
-* ``find_incident(es, incident_id)``;
-* ``series(es, source, minutes, buckets)``: per time bucket (by ingest time, so a replayed log
+* ``incidents(es, index, status, source, size)``: incidents, newest (``last_seen``) first;
+* ``find_incident(es, index, incident_id)``;
+* ``series(es, index, source, minutes, buckets)``: per time bucket (by ingest time, so a replayed log
   charts when it arrived) the line count, anomalies, max and mean score and mean threshold;
 * ``feedback_message(incident, action, duration)``: the feedback topic's record; its key is the
   incident's source (JSON, like the scored topic), so it reaches the worker that owns the source.
 """
-import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
 from elasticsearch import NotFoundError
 
-from app import settings
+from app.kafka.admin import start_client
+from app.kafka.security import client_options
+from app.settings import kafka_bootstrap, topics
 from model.eventtime import iso
 from model.incidents import ACTIONS, STATUSES, parse_duration
 
 
-async def incidents(es, status="open", source=None, size=100):
+async def incidents(es, index, status="open", source=None, size=100):
     """``status``: one of STATUSES, "all", or "active" (open or acknowledged)."""
     filters = []
     if status == "active":
@@ -31,26 +32,26 @@ async def incidents(es, status="open", source=None, size=100):
     if source:
         filters.append({"term": {"source": source}})
     try:
-        result = await es.search(index=settings.INCIDENTS_INDEX, size=size, query={"bool": {"filter": filters}},
+        result = await es.search(index=index, size=size, query={"bool": {"filter": filters}},
                                  sort=[{"last_seen": "desc"}])
     except NotFoundError:
         return []   # no incident yet: the index is created when the worker starts
     return [hit["_source"] for hit in result["hits"]["hits"]]
 
 
-async def find_incident(es, incident_id):
+async def find_incident(es, index, incident_id):
     try:
-        return (await es.get(index=settings.INCIDENTS_INDEX, id=incident_id))["_source"]
+        return (await es.get(index=index, id=incident_id))["_source"]
     except NotFoundError:
         return None
 
 
-async def series(es, source, minutes=30, buckets=60):
+async def series(es, index, source, minutes=30, buckets=60):
     end = datetime.now(timezone.utc)
     start = end - timedelta(minutes=minutes)
     interval = max(1, int(minutes * 60 / buckets))
     result = await es.search(
-        index=settings.INDEX, size=0,
+        index=index, size=0,
         query={"bool": {"filter": [{"term": {"source": source}},
                                    {"range": {"ingested_at": {"gte": iso(start), "lte": iso(end)}}}]}},
         aggs={"t": {"date_histogram": {"field": "ingested_at", "fixed_interval": f"{interval}s",
@@ -78,23 +79,15 @@ def feedback_message(incident, action, duration=None, now=None):
     return incident["source"], value
 
 
-async def send_feedback(key, value, app_id=None, broker=None):
+async def send_feedback(settings, key, value):
     """Produce one feedback record (from the CLI; a worker's page uses its own producer)."""
     from aiokafka import AIOKafkaProducer
+    from faust.serializers import codecs   # the worker's own key codec: the same partition as the source
 
-    from app.kafka_admin import unreachable
-    from app.kafka_security import client_options
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap(broker), acks="all", **client_options())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(settings), acks="all", **client_options(settings))
+    await start_client(settings, producer)
     try:
-        await asyncio.wait_for(producer.start(), 15)
-    except Exception as exc:  # aiokafka raises several kinds when no broker answers
-        await producer.stop()
-        raise await unreachable(settings.kafka_bootstrap(broker), exc) from None
-    try:
-        from faust.serializers import codecs   # the worker's own key codec: the same partition as the source
-
-        await producer.send_and_wait(settings.app_topics(app_id)["feedback"], key=codecs.dumps("json", key),
+        await producer.send_and_wait(topics(settings).feedback, key=codecs.dumps("json", key),
                                      value=json.dumps(value).encode())
     finally:
         await producer.stop()

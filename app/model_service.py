@@ -1,13 +1,7 @@
-"""The worker's model: a Faust service that loads the Scorer when the worker starts and swaps in
-newer checkpoints while it runs.
-
-``models.scorer`` is the Scorer the scoring agent uses for its next micro-batch.  At start-up it
-is loaded from CLOGS_CHECKPOINT_DIR (a missing or corrupt checkpoint stops the worker with a
-message naming the file and the fix).  With learning on, the service then follows the models
-topic (``<app>-models``, one partition, compacted): the continual trainer (``clogs trainer``)
-publishes each new checkpoint there, and every worker loads it off the event loop and swaps it
-in between two micro-batches -- no restart.  The calibration of the last few versions is kept so
-that lines scored by the previous model are judged on that model's scale.
+"""The worker's model: a Faust service that loads the Scorer when the worker starts (a missing or
+corrupt checkpoint stops it, naming the fix), scores micro-batches in its own thread, and swaps in
+each model the trainer publishes on the models topic, without a restart.  It remembers the
+calibration of the last few versions, so a line is judged on the scale of the model that scored it.
 """
 import asyncio
 import gc
@@ -21,27 +15,28 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app import settings
-from app.kafka_security import client_options
+from app.kafka.security import client_options
+from app.settings import ROOT, kafka_bootstrap
 from app.trainer import latest_model
 from model import CheckpointError, Scorer
 
 log = logging.getLogger(__name__)
 
 
-def tune_gc():
+def tune_gc(threshold):
     """What is loaded by now (Faust, torch, the model) stays for the worker's life: move it out of
     the collector's way (gc.freeze), and collect the young generation less often (CLOGS_GC_THRESHOLD)."""
     gc.freeze()
     _, middle, old = gc.get_threshold()
-    gc.set_threshold(max(settings.GC_THRESHOLD, 1), max(middle, 20), old)
+    gc.set_threshold(max(threshold, 1), max(middle, 20), old)
 
 
 class ModelService(faust.Service):
     """Owns the Scorer: loaded on start, replaced when the trainer publishes a new version."""
 
-    def __init__(self, models_topic, reservoir_topic, **kwargs):
+    def __init__(self, settings, models_topic, reservoir_topic, **kwargs):
         super().__init__(**kwargs)
+        self.settings = settings
         self.models_topic, self.reservoir_topic = models_topic, reservoir_topic
         self.trainer = None
         self.followed_from = 0  # models-topic offset the follower starts at
@@ -52,29 +47,29 @@ class ModelService(faust.Service):
         self.loaded = asyncio.Event()
 
     async def on_start(self):
+        settings = self.settings
         try:
-            scorer = Scorer.from_checkpoint(settings.CHECKPOINT_DIR, device=settings.DEVICE,
-                                            threads=settings.TORCH_THREADS, precision=settings.SCORER_PRECISION)
+            scorer = Scorer.from_checkpoint(settings.checkpoint_dir, device=settings.device,
+                                            threads=settings.torch_threads, precision=settings.scorer_precision)
         except (CheckpointError, ValueError) as exc:
             log.critical("clogs worker: %s", exc)
             raise SystemExit(f"clogs worker: {exc}") from None
         self.use(scorer)
-        log.info("model %s loaded from %s", scorer.model_version, settings.CHECKPOINT_DIR)
-        tune_gc()
-        if settings.LEARNING:
+        log.info("model %s loaded from %s", scorer.model_version, settings.checkpoint_dir)
+        tune_gc(settings.gc_threshold)
+        if settings.learning:
             await self.models_topic.maybe_declare()
             await self.reservoir_topic.maybe_declare()
-            payload, self.followed_from = await latest_model(settings.kafka_bootstrap(),
-                                                             self.models_topic.get_topic_name())
+            payload, self.followed_from = await latest_model(settings, self.models_topic.get_topic_name())
             if payload:  # a restarted worker goes on with the newest published model
                 await self.swap_from_bytes(payload)
-            if settings.TRAINER == "auto":
+            if settings.trainer == "auto":
                 self.start_trainer()
         self.loaded.set()
 
     def start_trainer(self):
         self.trainer = subprocess.Popen([sys.executable, "-m", "app.trainer", "--parent", str(os.getpid())],
-                                        cwd=settings.ROOT)
+                                        cwd=ROOT, env={**os.environ, **self.settings.as_env()})
 
     @faust.Service.timer(30.0)
     async def keep_trainer_running(self):
@@ -91,11 +86,11 @@ class ModelService(faust.Service):
     async def follow_published_models(self):
         """Swap in each checkpoint the trainer publishes, for as long as the worker runs."""
         await self.loaded.wait()
-        if not settings.LEARNING:
+        if not self.settings.learning:
             return
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap(), group_id=None,
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(self.settings), group_id=None,
                                     enable_auto_commit=False, max_partition_fetch_bytes=16 << 20,
-                                    fetch_max_bytes=16 << 20, **client_options())
+                                    fetch_max_bytes=16 << 20, **client_options(self.settings))
         await consumer.start()
         try:
             partition = TopicPartition(self.models_topic.get_topic_name(), 0)
@@ -136,7 +131,8 @@ class ModelService(faust.Service):
     async def swap_from_bytes(self, payload):
         """Load a published checkpoint off the event loop and make it the current model."""
         scorer = await asyncio.get_running_loop().run_in_executor(
-            self.executor, lambda: Scorer.from_bytes(payload, device=settings.DEVICE, precision=settings.SCORER_PRECISION))
+            self.executor, lambda: Scorer.from_bytes(payload, device=self.settings.device,
+                                                     precision=self.settings.scorer_precision))
         if scorer.model_version != self.scorer.model_version:
             old = self.scorer.model_version
             self.use(scorer)

@@ -1,0 +1,1 @@
+"""The input stage: log files, stdin and followed files, shippers' records -> log-topic records."""

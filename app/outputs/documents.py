@@ -1,0 +1,29 @@
+"""The documents clogs writes out, with the field names Elastic users expect (ECS: ``@timestamp``,
+``message``, ``host.name``, ``log.file.path``, ``log.level``, ``event.dataset``, ``event.ingested``)
+beside clogs' own: a decided line (``line_document``) and an incident (``incident_document``), both
+redacted.  Their mappings are app/outputs/mappings.py (a test keeps them in step).
+"""
+from model.incidents import LEVEL_NAMES, document
+
+RENAMED = ("line", "host", "file", "level")
+
+
+def line_document(doc, redactor):
+    """A decided line (model/online.py ``result_document``) as indexed and alerted."""
+    out = {k: v for k, v in doc.items() if k not in RENAMED}
+    out["message"] = doc["line"]
+    out["host"] = {"name": doc.get("host") or None}
+    out["log"] = {"file": {"path": doc.get("file") or None}, "level": LEVEL_NAMES.get(doc.get("level"))}
+    out["event"] = {"dataset": doc["source"], "ingested": doc.get("ingested_at")}
+    out["top_tokens"] = list(doc.get("top_tokens") or ())
+    redactor.redact_document(out)
+    return out
+
+
+def incident_document(incident, redactor):
+    """The incidents-index document (model/incidents.py ``document``), redacted."""
+    out = document(incident)
+    out["examples"] = [dict(e) for e in out.get("examples") or ()]
+    out["top_tokens"] = list(out.get("top_tokens") or ())
+    redactor.redact_document(out)
+    return out
