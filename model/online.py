@@ -1,37 +1,10 @@
 """Online learning of each source's normal traffic, and the threshold decision over a batch.
 
-``judge_batch`` is the one place where a source's scored lines are decided and learned from:
-the worker's threshold agent calls it on each micro-batch, ``clogs evaluate --online`` calls it
-on a file, the unit tests call it.  Each line is decided with the state as it stands, *then*
-learned (prequential), in offset order.
-
-Fast path: a per-source ``SourceMemory`` (model/state.py) remembers the patterns the source
-produced (``model.patterns.pattern_key``) and the out-of-vocabulary tokens it used.  With
-learning on, a line's score is
-
-    content   = the Scorer's content score (model/scoring.py), counting only the novelty
-                penalties of out-of-vocabulary tokens that this source has not yet used in an
-                unflagged line
-    score     = content x (1 + n) ** -decay + severity prior of the line's level
-
-where ``n`` is how often the source produced the line's pattern before.  A pattern's first
-occurrence keeps its whole content score; its repeats fade, fast below warning level
-(``decay_info``, default 2) and slower at warning and above (``decay_warning``, default 1), so a
-new error stays flagged for a few repeats and a new informational message only once.  The
-severity prior (ERROR, FATAL, ...) never fades, and is smaller than any threshold on its own.
-
-Guards: a pattern counts as seen even when its line was flagged (a burst fades), but the tokens
-of a flagged line are *not* learned, so a new error's new words keep their penalty until the
-source produces them in a line that was not flagged.  Memories are per source: one source's
-traffic never changes another source's fast path.  Memories are bounded: past ``max_patterns``
-patterns or ``max_tokens`` tokens the least recently seen tenth is forgotten.
-
-Thresholds, by mode (``decide``): ``fixed``; ``learning`` (a new source's first
-``learning_lines`` lines: only a score above mean + ``learning_factor`` x std of both the
-calibration and every line the source sent so far is flagged -- far above the checkpoint's
-normal *and* far above what this new source usually looks like); ``warmup`` (the checkpoint's calibration until ``warmup_lines`` lines entered the
-source's baseline); ``dynamic`` (mean + factor x std of the source's own unflagged scores, never
-below the calibration threshold).  Flagged lines stay out of the baseline.
+``judge_batch`` is the one place where a source's scored lines are decided and then learned from
+(prequential, in offset order): the threshold agent, ``clogs evaluate --online`` and the tests call
+it.  A line's score fades as its pattern recurs in the source (``online_score``); the threshold's
+modes are ``fixed``, ``learning``, ``warmup`` and ``dynamic`` (``decide``).  docs/model.md explains
+the score, the guards and the modes.
 """
 import hashlib
 from dataclasses import dataclass

@@ -7,6 +7,7 @@ import pytest
 from app.inputs.traffic import failure_line, service_lines
 from model.evaluate import evaluate_online
 from model.online import Policy, forget_least_recent, judge_batch, new_state, scored_line
+from model.scoring import LineScore
 from model.state import SourceMemory, Stats
 from tables.records import MEMORY, STATS
 
@@ -81,9 +82,9 @@ def test_memory_is_bounded_and_forgets_the_least_recently_seen():
     assert len(entries) == 900 and "p0" not in entries and "p100" not in entries and "p101" in entries
     memory = SourceMemory()
     policy = Policy(max_patterns=50, max_tokens=20)
-    lines = [{"source": "s", "line": f"x{i}", "anomaly_score": 1.0, "base": 1.0, "n_tokens": 1, "novel": [[f"tok{i}", 5.0, 1]],
-              "pattern": f"p{i}", "level": 1, "model_version": "v", "kafka_topic": "t", "kafka_partition": 0,
-              "kafka_offset": i} for i in range(500)]
+    lines = [scored_line({"source": "s", "line": f"x{i}"},
+                         LineScore(score=1.0, tokens=1, unknown=1, base=1.0, novel=[[f"tok{i}", 5.0, 1]], pattern=f"p{i}",
+                                   level=1), "v", "t", 0, i) for i in range(500)]
     judge_batch(lines, Stats(), memory, {"mean": 0.0, "std": 100.0}, policy)
     assert len(memory.patterns) <= 50 and len(memory.tokens) <= 20 and "p499" in memory.patterns
     assert MEMORY.loads(MEMORY.dumps(memory)).patterns == memory.patterns

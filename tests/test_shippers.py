@@ -1,4 +1,4 @@
-"""agents/parsing.parse_log_value on records as Filebeat, Vector and Fluent Bit write them to Kafka."""
+"""app/inputs/records.py parse_log_value on records as Filebeat, Vector and Fluent Bit write them to Kafka."""
 import json
 
 import pytest

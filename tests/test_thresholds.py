@@ -9,7 +9,8 @@ import pytest
 
 from app.inputs.records import dead_letter, parse_log_value
 from app.outputs.redaction import Redactor
-from model.online import Policy, decide, judge_batch
+from model.online import Policy, decide, judge_batch, scored_line
+from model.scoring import LineScore
 from model.state import SourceMemory, Stats, welford
 from tables.records import STATS
 
@@ -18,9 +19,9 @@ STATIC = Policy(factor=3.0, warmup_lines=100, learning=False)
 
 
 def scored(score, offset, version="v1"):
-    """A line as the scoring agent hands it to the threshold agent."""
-    return {"source": "s", "line": "x", "anomaly_score": score, "base": score, "n_tokens": 1, "novel": [], "pattern": "p",
-            "level": -1, "model_version": version, "kafka_topic": "t", "kafka_partition": 0, "kafka_offset": offset}
+    """A line as the scoring agent hands it to the threshold agent, with the score given."""
+    result = LineScore(score=score, tokens=1, unknown=0, base=score, pattern="p")
+    return scored_line({"source": "s", "line": "x"}, result, version, "t", 0, offset)
 
 
 

@@ -1,33 +1,6 @@
-"""Following log files as ``tail -F`` does, with a position that survives restarts.
-
-``Follower(base_dir, pattern, state)`` watches the files that match ``pattern`` under
-``base_dir``; each ``poll()`` returns the complete lines written since the last one, as
-``Line(source, path, line_no, raw, position)``.  Kafka plays no part here (app/inputs/ingest.py sends).
-
-- A file is known by its identity, (device, inode), not by its name: renamed to another name
-  that still matches (``x.log`` -> ``x.log.1`` with a ``*.log*`` pattern) it is simply read on.
-- Rotation (renamed away or deleted, and a new file created under the name): the old file stays
-  open and is read to its end, until it has been quiet for ``rotated_grace`` seconds; then it is
-  closed, its last line sent even without a newline (nobody will finish it).  In each poll the
-  old file is read before the new one, which is read from its start.
-- Truncation (``copytruncate``: the size drops below our offset, or the first bytes we read have
-  changed): read again from 0.
-- New files matching the pattern are picked up at the next poll, read from the start (with
-  ``from_end``, files already there at the first poll and absent from the state start at their end).
-- A partial last line (no newline yet) is not returned until it is completed.
-- A line longer than ``max_line`` bytes is returned cut at ``max_line + 1`` bytes (so that the
-  caller sees it is too long and dead-letters it); the rest of it, up to its newline, is skipped.
-
-Positions: ``Line.position`` is (dev, ino, offset after this line, line_no).  The caller
-``commit()``s a position once the line is safely delivered, and ``save()`` writes the committed
-positions atomically (temporary file, fsync, rename) to the state file: per file its path, device,
-inode, offset, line number and a fingerprint (SHA-256 of its first ``FINGERPRINT_BYTES`` bytes,
-at most up to the offset, and that length).  A new follower resumes a file whose device, inode and
-fingerprint match at the saved offset, so that a restart neither re-sends nor skips lines; an inode
-reused by another file fails the fingerprint check and is read from the start.  Lines written
-while nothing followed are read at restart, unless the file was rotated away under a name that
-does not match the pattern in the meantime (as with Filebeat: let the rotated name match, e.g.
-``*.log*``, to keep those).
+"""Following log files as ``tail -F`` does, for ``clogs ingest --follow``: new lines, rotation,
+truncation and new files, each file's position kept in a state file so that a restart resumes
+where the last run stopped.  docs/streaming.md says how rotation and truncation are told apart.
 """
 import hashlib
 import json

@@ -1,61 +1,8 @@
-"""Log-topic records: a raw record -> clogs' record (source, line, file, line_no, ingested_at, host),
-or (reason, detail) for the dead-letter topic, and the dead-letter document itself.  The shippers'
-field names it reads are listed below (docs/shippers.md has a configuration for each).
-
-clogs' own record (what ``clogs ingest`` writes) is a JSON object with at least ``source`` and
-``line`` (``file``, ``line_no``, ``ingested_at`` and ``host`` are filled in when missing); it is
-taken as it is.
-
-Records of real log shippers are accepted too and normalised into the same six fields
-(docs/shippers.md has a minimal configuration for each).  Default JSON field names, as each
-shipper's documentation states them:
-
-- Filebeat, ``output.kafka`` (default codec ``json``): ``@timestamp`` (read time, ISO 8601),
-  ``message``, ``log.file.path`` and ``log.offset`` (ECS, "Full path to the log file this event came
-  from"), ``host.name``, plus ``@metadata``, ``agent``, ``input``, ``ecs``, ``fields``.
-  (elastic.co/guide/en/beats/filebeat/*/kafka-output.html, exported-fields-log.html; ECS log.file.path
-  at elastic.co/docs/reference/ecs/ecs-log.)  Filebeat 6.x wrote the path as top-level ``source``
-  and ``offset``, which the rule "clogs' ``source`` wins" handles the same way.
-- Vector, ``kafka`` sink with ``encoding.codec = "json"``, legacy log namespace: ``message``,
-  ``timestamp`` (RFC 3339), ``host``, ``source_type``; the ``file`` source adds ``file`` ("The key
-  name added to each event with the full path of the file. Default: file") and the journald
-  source ``_SYSTEMD_UNIT`` and friends.  (vector.dev/docs/about/data-model/log/,
-  vector.dev/docs/reference/configuration/sources/file/, .../sinks/kafka/: ``key_field``,
-  ``headers_key``.)
-- Fluent Bit, ``kafka`` output, ``format json``: the line under ``log`` (the tail input's ``Key``
-  default), the record time under ``timestamp_key`` (default ``@timestamp``) as
-  ``timestamp_format`` (default ``double``: epoch seconds; or ``iso8601``); other outputs and many
-  configurations use ``date``.  The tail input adds the file path only when ``Path_Key`` names a
-  key (no default; ``filename`` and ``path`` are the usual choices); the kubernetes filter adds
-  ``kubernetes.{pod_name, namespace_name, container_name, ...}``.
-  (docs.fluentbit.io/manual/pipeline/outputs/kafka, .../inputs/tail.)
-
-How a shipper's record becomes a clogs record:
-
-- line: the first string among ``line``, ``message``, ``log`` (a non-string one is skipped:
-  Filebeat's ``log`` is an object); one trailing newline is dropped (Docker's json-file log keeps it).
-- source, the first of:
-  1. clogs' ``source`` field (a non-empty string);
-  2. the Kafka header named by ``CLOGS_SOURCE_HEADER`` (default ``source``; empty = off): a header
-     is set on purpose by whoever configured the shipper, so it beats the guessed fields below;
-  3. the field paths of ``CLOGS_SOURCE_FIELD`` (comma-separated, dotted paths into nested
-     objects, a literal dotted key also matches), default ``log.file.path, file, filename, path,
-     kubernetes.container_name, host.name, host``: the first non-empty string.  A file path is kept
-     whole (``/var/log/nginx/error.log``), so every file is its own source with its own
-     statistics, as each ``log-*`` folder is for ``clogs ingest``; set
-     ``CLOGS_SOURCE_FIELD=host.name,host`` to group by host, or
-     ``kubernetes.namespace_name`` to group by namespace;
-  4. the record key.
-  None of them -> ``missing_fields``, naming CLOGS_SOURCE_FIELD.
-- file: the first string among ``log.file.path``, ``file``, ``filename``, ``path``; host:
-  ``host.name``, ``host`` (a string), ``hostname``; line_no: 0 (shippers send byte offsets, not
-  line numbers).
-- ingested_at: the first of ``@timestamp``, ``timestamp``, ``date`` that is ISO 8601 (normalised to
-  clogs' UTC millisecond form) or a number (epoch seconds, Fluent Bit's ``double``; above 1e11 read
-  as milliseconds); None otherwise (the worker then uses the scoring time).
-
-Reasons for the dead-letter topic: ``too_large``, ``undecodable``, ``not_json``, ``not_object``,
-``missing_fields``, ``empty_line``.
+"""Log-topic records: a raw record -> clogs' record (source, line, file, line_no, ingested_at, host)
+or (reason, detail) for the dead-letter topic (``too_large``, ``undecodable``, ``not_json``,
+``not_object``, ``missing_fields``, ``empty_line``), and the dead-letter document itself.  clogs' own
+records and those of Filebeat, Vector and Fluent Bit are read; docs/shippers.md says how each field
+is found.
 """
 import base64
 import re
