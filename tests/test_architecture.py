@@ -2,6 +2,8 @@
 modules (imports inside functions included), a pure model/, each room importing only the rooms it
 may, and settings read from the environment in one place."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,3 +108,12 @@ def test_only_the_settings_read_the_environment():
     assert readers == [], readers
     importers = [name for name, (inner, _) in GRAPH.items() if "app.settings" in inner]
     assert len(importers) <= 12, importers
+
+
+def test_the_cli_and_the_input_stage_start_without_torch_or_faust():
+    """`clogs ingest`, `topic` and `--help` start in a fraction of a second: importing them loads
+    neither torch nor Faust (the worker and the model commands import those when they run)."""
+    code = ("import sys, app.cli, app.inputs.ingest, app.kafka.admin, app.outputs.queries, model.eventtime, "
+            "model.state; print(sorted(m for m in ('torch', 'faust') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

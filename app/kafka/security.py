@@ -6,9 +6,6 @@ that answers into one line naming the setting to fix.
 import asyncio
 import ssl
 
-import faust
-from faust.types.auth import SASLMechanism
-
 
 def uses_tls(settings):
     return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
@@ -43,6 +40,9 @@ def client_options(settings):
 
 def faust_credentials(settings):
     """Faust's ``broker_credentials`` (None: plain)."""
+    import faust   # only the worker needs it: the CLI's clients start without Faust
+    from faust.types.auth import SASLMechanism
+
     if uses_sasl(settings):
         return faust.SASLCredentials(username=settings.kafka_username or "", password=settings.kafka_password or "",
                                      ssl_context=ssl_context(settings),
