@@ -70,7 +70,8 @@ class Settings:
     es_blocked_probe: float = _setting(15.0, low=0.1, help="seconds between tries while writes are refused")
     es_refresh_interval: str = _setting("1s")
     anomalies_only: bool = _setting(False)
-    redact: str = _setting("secrets", choices=("off", "secrets", "all"), aliases=REDACT_ALIASES)
+    redact: str = _setting("all", choices=("off", "secrets", "all"), aliases=REDACT_ALIASES,
+                           help="all: secrets and personal data (e-mails, card numbers, IBANs)")
     redact_rules: Optional[str] = _setting(None, help="a JSON file of extra redaction rules")
     timezone: str = _setting("UTC", help="the zone of line timestamps that state none (IANA name)")
     # --- Incidents, rate and silence --------------------------------------------------

@@ -41,7 +41,7 @@ def test_services_ports_and_settings_match_the_app(compose):
     assert worker["CLOGS_INDEX"] == settings.index == "mozilla-clogs-index"
     assert worker["CLOGS_APP_ID"] == settings.app_id and worker["CLOGS_TOPIC"] == settings.topic
     assert float(worker["CLOGS_FACTOR"]) == settings.factor
-    assert worker["CLOGS_BROKER"] == "kafka://kafka:9092" and worker["CLOGS_ES_URL"] == "http://elasticsearch:9200"
+    assert worker["CLOGS_BROKER"] == "kafka://kafka:29092" and worker["CLOGS_ES_URL"] == "http://elasticsearch:9200"
     assert f"{settings.web_port}:{settings.web_port}" in services["worker"]["ports"]
     assert services["ingest"]["environment"]["CLOGS_TOPIC"] == settings.topic
     for name in list(worker) + list(services["ingest"]["environment"]):
@@ -54,3 +54,26 @@ def test_services_ports_and_settings_match_the_app(compose):
     assert set(compose["volumes"]) == {"kafka-data", "es-data", "worker-state"}
     pom = (ROOT / "scripts" / "pom.xml").read_text()
     assert "<kafka.version>4.1.1</kafka.version>" in pom and services["kafka"]["image"] == "apache/kafka:4.1.1"
+
+
+def test_kafka_serves_the_containers_and_the_host_and_the_worker_needs_a_token(compose):
+    """Kafka advertises kafka:29092 inside the compose network and localhost:9092 on the host (the
+    published port), so `clogs ingest --broker kafka://localhost:9092` reaches it from the host; the
+    worker, bound to 0.0.0.0, refuses to start without CLOGS_WEB_TOKEN and its health check sends it."""
+    services = compose["services"]
+    kafka = services["kafka"]["environment"]
+
+    def listeners(value):
+        return dict(item.split("://") for item in value.split(","))
+
+    bound, advertised = listeners(kafka["KAFKA_LISTENERS"]), listeners(kafka["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(item.split(":") for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert advertised == {"INTERNAL": "kafka:29092", "HOST": "localhost:9092"}
+    assert set(advertised) <= set(bound) and set(bound) <= set(protocols)
+    assert bound["HOST"].endswith(":9092") and "9092:9092" in services["kafka"]["ports"]
+    assert kafka["KAFKA_INTER_BROKER_LISTENER_NAME"] == "INTERNAL"
+    for name in ("worker", "ingest"):
+        assert services[name]["environment"]["CLOGS_BROKER"] == "kafka://kafka:29092"
+    worker = services["worker"]["environment"]
+    assert worker["CLOGS_WEB_HOST"] == "0.0.0.0" and worker["CLOGS_WEB_TOKEN"].startswith("${CLOGS_WEB_TOKEN:?")
+    assert "CLOGS_WEB_TOKEN" in " ".join(services["worker"]["healthcheck"]["test"])

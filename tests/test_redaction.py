@@ -157,10 +157,31 @@ def test_planted_secrets_are_gone_and_the_rest_remains(mode):
             assert out == line and hits == {}
 
 
-def test_secrets_mode_is_the_default_and_keeps_personal_data():
-    out, hits = Redactor().redact("signup user=mallory@evil.example card 4111111111111111 password=P4ssw0rd!")
-    assert out == f"signup user=mallory@evil.example card 4111111111111111 password={REDACTED}"
-    assert hits == {"key_value_secret": 1}
+def test_all_is_the_default_and_secrets_keeps_personal_data():
+    line = "signup user=mallory@evil.example card 4111111111111111 iban DE89 3704 0044 0532 0130 00 password=P4ssw0rd!"
+    out, hits = Redactor().redact(line)
+    assert out == f"signup user={REDACTED} card {REDACTED} iban {REDACTED} password={REDACTED}"
+    assert hits == {"key_value_secret": 1, "email": 1, "card_number": 1, "iban": 1}
+    out, hits = Redactor(mode="secrets").redact(line)   # CLOGS_REDACT=secrets: the opt-out
+    assert out == line.replace("P4ssw0rd!", REDACTED) and hits == {"key_value_secret": 1}
+
+
+@pytest.mark.parametrize("iban", [
+    "GB82 WEST 1234 5698 7654 32", "GB82WEST12345698765432", "DE89370400440532013000", "FR1420041010050500013M02606",
+    "NL91ABNA0417164300", "CH9300762011623852957", "IT60X0542811101000000123456", "BE68539007547034",
+])
+def test_ibans_with_valid_check_digits_are_masked(iban):
+    out, hits = Redactor().redact(f"refund to {iban} queued")
+    assert out == f"refund to {REDACTED} queued" and hits == {"iban": 1}
+
+
+@pytest.mark.parametrize("line", [
+    "refund to GB82WEST12345698765431 queued",       # check digits do not agree
+    "refund to DE88370400440532013000 queued",
+    "node R02M1N0C1234567890 ok", "trace AB12CDEFGHIJKLMNOPQRS", "US12 3456 7890 1234 5678 rejected",
+])
+def test_iban_lookalikes_are_kept(line):
+    assert Redactor().redact(line) == (line, {})
 
 
 def test_all_mode_counts_hits_per_rule():
@@ -261,7 +282,7 @@ def test_from_settings(tmp_path):
     (tmp_path / "r.json").write_text('[{"name": "acme", "pattern": "ACME-\\\\d+"}]')
     settings = Settings.from_env({"CLOGS_REDACT_RULES": str(tmp_path / "r.json")})
     assert Redactor.from_settings(settings).redact("ACME-1") == (REDACTED, {"acme": 1})
-    assert Redactor.from_settings(Settings.from_env({})).mode == "secrets"   # the default
+    assert Redactor.from_settings(Settings.from_env({})).mode == "all"   # the default
     assert Redactor.from_settings(Settings.from_env({"CLOGS_REDACT": "0"})).mode == "off"   # an alias
 
 
@@ -329,4 +350,4 @@ def test_default_rules_are_well_formed():
     names = [r[0] for r in DEFAULT_RULES]
     assert len(names) == len(set(names))
     assert {r[3] for r in DEFAULT_RULES} == {"secret", "personal"}
-    assert {r[0] for r in DEFAULT_RULES if r[3] == "personal"} == {"email", "card_number"}
+    assert {r[0] for r in DEFAULT_RULES if r[3] == "personal"} == {"email", "card_number", "iban"}

@@ -2,21 +2,21 @@
 dead-lettered, an incident's summary and examples, the tokens that explain a score -- by an ordered
 list of rules ``(name, pattern, replacement, category)``; the model still scores the line as it was.
 
-``CLOGS_REDACT`` picks the categories (``off``, ``secrets`` (default), ``all``: secrets and personal
-data); ``CLOGS_REDACT_RULES`` names a JSON file of rules that add, replace (same name) or remove
+``CLOGS_REDACT`` picks the categories: ``all`` (the default: secrets, and personal data -- e-mail
+addresses, Luhn-valid card numbers, IBANs with valid check digits), ``secrets`` or ``off``; ``CLOGS_REDACT_RULES`` names a JSON file of rules that add, replace (same name) or remove
 (``"pattern": null``) rules, or ``{"replace_defaults": true, "rules": [...]}``.  Each default rule
 has a cheap substring pre-check (``_PRECHECK``), so a line without a hint costs about a microsecond.
 """
 import re
 from functools import lru_cache
 
+from app.settings import REDACT_ALIASES
 from model.rules import load_rules_file
 
 REDACTED = "[REDACTED]"
 TOKEN_MEMO = 20_000   # top tokens whose redaction a Redactor remembers (a few MB at most)
 MODES = {"off": (), "secrets": ("secret",), "all": ("secret", "personal")}
-_MODE_ALIASES = {"0": "off", "false": "off", "no": "off", "none": "off",
-                 "1": "secrets", "true": "secrets", "yes": "secrets", "secret": "secrets"}
+_MODE_ALIASES = REDACT_ALIASES
 CATEGORIES = ("secret", "personal")
 
 # Key names whose value is a secret: password=..., "api_key": "...", X-Auth-Token: ...
@@ -67,6 +67,20 @@ def _issuer_ok(digits):
     return False
 
 
+def iban_ok(compact):
+    """True when an IBAN (no spaces) has a plausible length and passes its ISO 7064 mod-97 check."""
+    if not 15 <= len(compact) <= 34 or not compact[:2].isalpha() or not compact[2:4].isdigit():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def iban(match):
+    """Replacement function of the ``iban`` rule: redacts only an IBAN whose check digits agree."""
+    text = match.group(0)
+    return REDACTED if iban_ok(text.replace(" ", "")) else text
+
+
 def card_number(match):
     """Replacement function of the ``card_number`` rule: redacts only a plausible card number."""
     text = match.group(0)
@@ -115,11 +129,13 @@ DEFAULT_RULES = [
      r"[0-9]{4}(?<![\w.-][0-9]{4})(?:[0-9]{9,15}|(?P<sep>[ -])[0-9]{4}(?P=sep)[0-9]{4}(?P=sep)[0-9]{1,4}"
      r"(?:(?P=sep)[0-9]{1,3})?|(?P<sep2>[ -])[0-9]{6}(?P=sep2)[0-9]{4,5})(?![\w]|[.-][0-9])",
      card_number, "personal"),
+    ("iban", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", iban, "personal"),
 ]
 
 _GITHUB_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")
 _KV_HINTS = ("pass", "pwd", "secret", "token", "key", "auth")
 _EMAIL_HINT = re.compile(r"@[A-Za-z0-9-]+\.[A-Za-z]")  # starts with a literal: a fast scan
+_IBAN_HINT = re.compile(r"[A-Z]{2}[0-9]{2}[ A-Z0-9]{11}")
 
 # Cheap necessary conditions, given the line and its lower-case form: a default rule whose
 # condition fails cannot match, so its regex is skipped.  tests/test_redaction.py checks that
@@ -137,6 +153,7 @@ _PRECHECK = {
     "key_value_secret": lambda text, lower: ("=" in text or ":" in text) and any(k in lower for k in _KV_HINTS),
     "cli_flag_secret": lambda text, lower: "--" in text and any(k in lower for k in _KV_HINTS),
     "email": lambda text, lower: ("@" in text and _EMAIL_HINT.search(text) is not None) or "%40" in text,
+    "iban": lambda text, lower: _IBAN_HINT.search(text) is not None,
 }
 
 # One scan for all of them: a substring that every condition above needs, in the lower-case form
@@ -148,7 +165,7 @@ _ANY_HINT = re.compile("|".join(re.escape(hint) for hint in (
 
 
 def _mode(mode):
-    value = str(mode if mode is not None else "secrets").strip().lower()
+    value = str(mode if mode is not None else "all").strip().lower()
     value = _MODE_ALIASES.get(value, value)
     if value not in MODES:
         raise ValueError(f"redaction mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -169,7 +186,7 @@ def _counting(function):
 class Redactor:
     """Applies the rules of the chosen categories to text; ``mode`` is off, secrets or all."""
 
-    def __init__(self, rules=None, mode="secrets", prechecks=True):
+    def __init__(self, rules=None, mode="all", prechecks=True):
         self.mode = _mode(mode)
         self.rules = [tuple(r) for r in (rules if rules is not None else DEFAULT_RULES)]
         defaults = {r[0]: r[1] for r in DEFAULT_RULES}
@@ -199,7 +216,7 @@ class Redactor:
         return cls(mode=settings.redact)
 
     @classmethod
-    def from_file(cls, path, mode="secrets", base=None):
+    def from_file(cls, path, mode="all", base=None):
         """Default rules (or ``base``) with the rules of a JSON file added, replaced or removed."""
         data = load_rules_file(path, "redaction rules")
         rules = list(base if base is not None else DEFAULT_RULES)
