@@ -34,7 +34,7 @@ demo: setup services
 	$(PY) scripts/demo.py
 
 test: setup
-	@scripts/ensure_chromium
+	@scripts/ensure_test_tools
 	@started=0; \
 	if scripts/services status >/dev/null 2>&1; then echo "==> reusing the running Kafka and Elasticsearch"; \
 	else echo "==> starting Kafka and Elasticsearch for the tests"; scripts/services up || exit 1; started=1; fi; \

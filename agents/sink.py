@@ -3,14 +3,15 @@ by id: a replay overwrites, never duplicates), used by the threshold agent for i
 the sink agent that indexes what the results topic carries (the incidents that ticks and feedback
 change).  Both return only after Elasticsearch accepted the batch, so offsets never run ahead of it.
 """
+import time
 from datetime import datetime, timezone
 
 from agents import deadletter
-from app.faust_app import app, elastic, redactor, results_topic, settings
+from app.faust_app import app, elastic, metrics, redactor, results_topic, settings
 from app.outputs.documents import line_document
 from app.outputs.mappings import INCIDENT_MAPPING
 from app.settings import incidents_index
-from model.eventtime import iso
+from model.eventtime import iso, parse_iso
 
 SINK_BATCH = 20     # result messages per bulk cycle
 BULK_DOCS = 2000    # documents per bulk request
@@ -39,6 +40,19 @@ async def index_batch(writer, docs, incidents):
         latest[incident["incident_id"]] = dict(incident, id=incident["incident_id"])
     await index(writer, settings.index, docs)
     await index(writer, incidents_index(settings), list(latest.values()))
+    observe_lag(docs)
+
+
+def observe_lag(docs):
+    """Each indexed line's lag, from its ingest to now (its bulk request was accepted)."""
+    now, stamps, histogram = time.time(), {}, metrics().lag_seconds
+    for doc in docs:
+        text = doc.get("ingested_at")
+        if text not in stamps:
+            stamp = parse_iso(text)
+            stamps[text] = stamp.timestamp() if stamp else None
+        if stamps[text] is not None:
+            histogram.observe(max(0.0, now - stamps[text]))
 
 
 @app.agent(results_topic, concurrency=1)

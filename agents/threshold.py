@@ -18,7 +18,7 @@ from faust.streams import _current_event
 from agents.incidents import (RATES, alert_messages, content_incidents, iso_at, marked_normal, rate_incidents,
                               send_alerts)
 from agents.sink import index_batch, indexing_client
-from app.faust_app import app, models, redactor, reservoir_topic, scored_topic, settings
+from app.faust_app import app, metrics, models, redactor, reservoir_topic, scored_topic, settings
 from app.outputs.documents import incident_document
 from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
@@ -102,7 +102,9 @@ async def decide_batch(batch, rules, rates):
         memory_table[source] = memory
     now_s = time.time()
     now = iso_at(now_s)
-    new_lines = sum(1 for doc in docs if doc["kafka_offset"] > counted.get(str(doc["kafka_partition"]), -1))
+    new = [doc for doc in docs if doc["kafka_offset"] > counted.get(str(doc["kafka_partition"]), -1)]
+    new_lines = len(new)
+    metrics().count(source, new_lines, sum(1 for doc in new if doc["is_anomaly"]))
     arrived = parse_iso(docs[-1]["ingested_at"]) if docs else None
     fresh = arrived is None or now_s - arrived.timestamp() < 2 * rates.window
     rated, quiet = rate_incidents(source, new_lines, now_s, rates, fresh)

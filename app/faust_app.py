@@ -16,6 +16,7 @@ from app import faust_fixes
 from app.kafka.security import faust_credentials
 from app.model_service import ModelService
 from app.outputs.elastic import Elastic
+from app.outputs.metrics import Metrics
 from app.outputs.redaction import Redactor
 from app.settings import Settings, topics, worker_datadir
 from app.webauth import application_options, warn_if_open
@@ -90,8 +91,16 @@ reservoir_topic = app.topic(names.reservoir, internal=True, key_type=str, key_se
 models_topic = app.topic(names.models, internal=True, key_serializer="raw", value_serializer="raw", partitions=1,
                          compacting=True)
 
+
+
+@cache
+def metrics():
+    """The worker's metrics (GET /metrics, app/web.py)."""
+    return Metrics(settings.metrics_sources)
+
+
 # The model service loads the Scorer when the worker starts and swaps in newer checkpoints.
-models = app.service(ModelService(settings, models_topic, reservoir_topic))
+models = app.service(ModelService(settings, models_topic, reservoir_topic, metrics=metrics()))
 
 
 @cache
@@ -103,7 +112,7 @@ def redactor():
 @cache
 def elastic():
     """The worker's Elasticsearch writer (made on first use, by the agent or page that needs it)."""
-    return Elastic(settings)
+    return Elastic(settings, metrics=metrics())
 
 
 @app.task

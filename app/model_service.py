@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,9 +35,9 @@ def tune_gc(threshold):
 class ModelService(faust.Service):
     """Owns the Scorer: loaded on start, replaced when the trainer publishes a new version."""
 
-    def __init__(self, settings, models_topic, reservoir_topic, **kwargs):
+    def __init__(self, settings, models_topic, reservoir_topic, metrics=None, **kwargs):
         super().__init__(**kwargs)
-        self.settings = settings
+        self.settings, self.metrics = settings, metrics
         self.models_topic, self.reservoir_topic = models_topic, reservoir_topic
         self.trainer = None
         self.followed_from = 0  # models-topic offset the follower starts at
@@ -113,6 +114,8 @@ class ModelService(faust.Service):
 
     def use(self, scorer):
         self.scorer = scorer
+        if self.metrics is not None:
+            self.metrics.model(scorer.model_version)
         self.versions[scorer.model_version] = (scorer.calibration, scorer.prior_at_fatal)
         self.versions.move_to_end(scorer.model_version)
         while len(self.versions) > 8:
@@ -125,7 +128,11 @@ class ModelService(faust.Service):
     async def score(self, lines):
         """Score lines in the scorer's own thread, so the event loop keeps heartbeats and commits going."""
         scorer = self.scorer or await self.ready()
+        started = time.perf_counter()
         results = await asyncio.get_running_loop().run_in_executor(self.executor, scorer.score_batch, lines)
+        if self.metrics is not None:
+            self.metrics.scoring_seconds.observe(time.perf_counter() - started)
+            self.metrics.scored_lines.inc(len(lines))
         return scorer.model_version, results
 
     async def swap_from_bytes(self, payload):

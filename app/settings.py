@@ -73,6 +73,7 @@ class Settings:
     redact: str = _setting("all", choices=("off", "secrets", "all"), aliases=REDACT_ALIASES,
                            help="all: secrets and personal data (e-mails, card numbers, IBANs)")
     redact_rules: Optional[str] = _setting(None, help="a JSON file of extra redaction rules")
+    metrics_sources: int = _setting(50, low=1, help="sources with a label of their own on /metrics; the rest: other")
     timezone: str = _setting("UTC", help="the zone of line timestamps that state none (IANA name)")
     # --- Incidents, rate and silence --------------------------------------------------
     incident_examples: int = _setting(5, low=0)

@@ -220,8 +220,8 @@ def cmd_trainer(args, settings):
 
 
 # --- report and feedback -----------------------------------------------------------------
-def print_incidents(settings, status="open", source=None, size=200):
-    """Incidents per source, newest first; returns them."""
+def print_incidents(settings, status="open", source=None, size=200, min_severity=0):
+    """Incidents, the most severe first, then the newest; returns them."""
     from app.outputs.elastic import async_client
     from app.outputs.queries import incidents
 
@@ -232,25 +232,24 @@ def print_incidents(settings, status="open", source=None, size=200):
         try:
             if await es.indices.exists(index=index):
                 await es.indices.refresh(index=index)
-            return await incidents(es, index, status, source, size)
+            return await incidents(es, index, status, source, size, min_severity)
         finally:
             await es.close()
 
     found = asyncio.run(fetch())
-    by_source = {}
-    for incident in found:
-        by_source.setdefault(incident["source"], []).append(incident)
     print(f"\n{len(found)} {status if status != 'all' else ''} incidents in {index}"
-          f"{' for ' + source if source else ''}")
-    for name in sorted(by_source):
-        print(f"\n== {name}")
-        for i in by_source[name]:
-            score = f"{i['max_score']:.2f}" if i.get("max_score") is not None else "-"
-            print(f"  {i['incident_id']}  {i['kind']:<7} {i['status']:<12} x{i['count']:<5} max {score:<6} "
-                  f"first {i['first_seen'][:19]}  last {i['last_seen'][:19]}")
-            print(f"      {i['summary'][:150]}")
-            for example in (i.get("examples") or [])[:2]:
-                print(f"      e.g. {example['message'][:140]}")
+          f"{' for ' + source if source else ''}{f' of severity {min_severity}+' if min_severity else ''}, "
+          "the most severe first")
+    for i in found:
+        severity = (i.get("event") or {}).get("severity")
+        band = i.get("severity_band") or "-"
+        score = f"{i['max_score']:.2f}" if i.get("max_score") is not None else "-"
+        print(f"\n  {'-' if severity is None else severity:>3} {band:<8} {i['source']}  {i['incident_id']}  "
+              f"{i['kind']:<7} {i['status']:<12} x{i['count']:<5} max {score:<6} "
+              f"first {i['first_seen'][:19]}  last {i['last_seen'][:19]}")
+        print(f"      {i['summary'][:150]}")
+        for example in (i.get("examples") or [])[:2]:
+            print(f"      e.g. {example['message'][:140]}")
     return found
 
 
@@ -278,7 +277,7 @@ def cmd_report(args, settings):
     if args.lines:
         print_report(settings, args.top)
     else:
-        print_incidents(settings, args.status, args.source)
+        print_incidents(settings, args.status, args.source, min_severity=args.min_severity)
 
 
 def cmd_feedback(args, settings):
@@ -393,9 +392,12 @@ def add_streaming_commands(sub, settings):
     p.add_argument("--once", action="store_true", help="retrain once when enough samples are there, then exit")
     p.set_defaults(func=cmd_trainer)
 
-    p = sub.add_parser("report", help="open incidents per source, newest first (--lines: top anomalous lines)")
+    p = sub.add_parser("report", help="open incidents, the most severe first, then the newest (--lines: the top "
+                       "anomalous lines per source)")
     p.add_argument("--status", default="open", help="open (default), acknowledged, normal, suppressed, active, all")
-    p.add_argument("--source", default=None)
+    p.add_argument("--source", default=None, help="only this source's incidents")
+    p.add_argument("--min-severity", type=int, default=0, metavar="0-100",
+                   help="only incidents at least this severe (25 minor, 50 major, 75 critical)")
     p.add_argument("--lines", action="store_true", help="the top anomalous lines per source instead")
     p.add_argument("--index", default=None)
     p.add_argument("--es-url", default=None, help=f"Elasticsearch (CLOGS_ES_URL, default {settings.es_url})")

@@ -6,11 +6,13 @@ GET /stats/                -> {source: {count, mean, std, threshold, mode, anoma
 GET /stats/local/          -> the sources of this worker's partitions only
 GET /stats/{source}/       -> one source, routed to the worker that owns its partition
 GET /deadletter/           -> dead-letter counters of this worker, by reason
+GET /metrics               -> Prometheus metrics of this worker (app/outputs/metrics.py)
 
 The dashboard (``GET /``: app/static/, no build step, nothing from the internet) and its API:
 GET  /api/sources          -> {"sources": /stats/ of every worker}
 GET  /api/series?source=S&minutes=30&buckets=60 -> score, threshold and line rate over time (Elasticsearch)
-GET  /api/incidents?status=open|active|all|...&source=S&size=N -> incidents, newest first
+GET  /api/incidents?status=open|active|all|...&source=S&min_severity=0-100&size=N -> incidents, the most
+                              severe first, then the newest
 POST /api/feedback {"incident_id", "action": normal|suppress|ack|reopen, "for": "2h"} -> the feedback topic
 """
 import hashlib
@@ -22,12 +24,14 @@ import faust
 from elasticsearch import ApiError, ConnectionError as ESConnectionError, TransportError
 
 from agents import deadletter
-from app.faust_app import app, elastic, feedback_topic, models, redactor, settings
+from app.faust_app import app, elastic, feedback_topic, metrics, models, names, redactor, settings
 from app.outputs import queries
 from app.settings import incidents_index
 from app.webauth import auth_headers
 from model.online import Policy, decide
-from tables.stats import memory_table, stats_table
+from prometheus_client.core import GaugeMetricFamily
+
+from tables.stats import incidents_table, memory_table, stats_table
 
 POLICY = Policy.of(settings)
 
@@ -68,6 +72,45 @@ async def health(web, request):
                      "model_version": scorer.model_version if scorer else None, "model_swaps": models.swaps,
                      "learning": settings.learning, "url": str(app.conf.canonical_url),
                      "deadletter": dict(deadletter.counters), "redactions": dict(redactor().counts)})
+
+
+def worker_metrics():
+    """The families only the worker's tables and consumer know, gathered at each scrape: open
+    incidents per kind, each named source's learning progress, consumer lag per partition."""
+    incidents = GaugeMetricFamily("clogs_open_incidents", "Open incidents of this worker's sources, by kind",
+                                  labels=["kind"])
+    open_by_kind = {}
+    for incident in incidents_table.values():
+        if incident.get("status") == "open":
+            open_by_kind[incident["kind"]] = open_by_kind.get(incident["kind"], 0) + 1
+    for kind in ("content", "rate", "silence"):
+        incidents.add_metric([kind], open_by_kind.get(kind, 0))
+    yield incidents
+    learning = GaugeMetricFamily("clogs_source_learning_progress", "Share of a new source's learning period "
+                                 "done (1: its own statistics judge it), named sources only", labels=["source"])
+    named = metrics().sources.labels
+    for source, stats in stats_table.items():
+        if source in named:
+            learning.add_metric([source], min(1.0, stats.count / max(settings.learning_lines, 1)))
+    yield learning
+    lag = GaugeMetricFamily("clogs_consumer_lag", "Records not yet committed, per topic partition this worker "
+                            "reads", labels=["topic", "partition"])
+    consumer = app.consumer
+    for tp in sorted(consumer.assignment()):
+        if tp.topic in (names.log, names.scored):
+            committed, end = consumer._committed_offset.get(tp), consumer.highwater(tp)
+            if committed is not None and end is not None:
+                lag.add_metric([tp.topic, str(tp.partition)], max(0, end - committed))
+    yield lag
+
+
+metrics().hooks.append(worker_metrics)
+
+
+@app.page("/metrics")
+async def prometheus_metrics(web, request):
+    body, content_type = metrics().render()
+    return web.bytes(body, headers={"Content-Type": content_type})
 
 
 @app.page("/deadletter/")
@@ -172,7 +215,8 @@ async def api_incidents(web, request):
     async def listing():
         return {"incidents": await queries.incidents(es(), incidents_index(settings), request.query.get("status", "open"),
                                                      request.query.get("source") or None,
-                                                     query_int(request, "size", 100, 1, 1000))}
+                                                     query_int(request, "size", 100, 1, 1000),
+                                                     query_int(request, "min_severity", 0, 0, 100))}
     return await from_elasticsearch(web, listing())
 
 

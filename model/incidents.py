@@ -7,7 +7,7 @@ and a source gone quiet its ``silence`` incident (model/rates.py).  An incident 
 (the value of the ``incidents`` table, keyed by its id, and the document of the incidents index):
 
     incident_id, source, kind, pattern, status, summary, first_seen, last_seen, updated_at,
-    count, max_score, threshold_used, top_tokens, level, examples [{doc_id, message,
+    count, max_score, max_severity, threshold_used, top_tokens, level, examples [{doc_id, message,
     anomaly_score, at}], suppressed_until, observed, expected, offsets
 
 Its id is a hash of (source, kind, pattern), so the same pattern of the same source always lands
@@ -22,7 +22,9 @@ source: its lines are no longer flagged (and, with learning on, they are learned
 returns any of them to open.  Times are ISO 8601 strings in UTC.
 """
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
+
+from .severity import band, incident_severity
 
 KINDS = ("content", "rate", "silence")
 STATUSES = ("open", "acknowledged", "normal", "suppressed")
@@ -41,7 +43,7 @@ def incident_id(source, kind, pattern):
 def new_incident(source, kind, pattern, at, summary=""):
     return {"incident_id": incident_id(source, kind, pattern), "source": source, "kind": kind, "pattern": pattern,
             "status": "open", "summary": summary, "first_seen": at, "last_seen": at, "updated_at": at, "count": 0,
-            "max_score": None, "threshold_used": None, "top_tokens": [], "level": None, "examples": [],
+            "max_score": None, "max_severity": 0, "threshold_used": None, "top_tokens": [], "level": None, "examples": [],
             "suppressed_until": None, "observed": None, "expected": None, "offsets": {}}
 
 
@@ -80,6 +82,7 @@ def count_line(incident, doc, max_examples):
     if incident["max_score"] is None or score > incident["max_score"]:
         incident["max_score"] = score
         incident["threshold_used"] = doc["threshold_used"]
+    incident["max_severity"] = max(incident.get("max_severity") or 0, doc.get("severity") or 0)
     for token in doc.get("top_tokens") or ():
         if token not in incident["top_tokens"] and len(incident["top_tokens"]) < TOP_TOKENS:
             incident["top_tokens"].append(token)
@@ -133,9 +136,12 @@ def parse_duration(text):
 
 
 def document(incident):
-    """The incidents-index document: the incident with the ECS names Kibana expects."""
+    """The incidents-index document: the incident with the ECS names Kibana expects, and its severity
+    (``event.severity``, 0-100) and band (model/severity.py)."""
     doc = {k: v for k, v in incident.items() if k not in ("offsets", "level")}
     doc["@timestamp"] = incident["last_seen"]
-    doc["event"] = {"dataset": incident["source"]}
+    severity = incident_severity(incident)
+    doc["event"] = {"dataset": incident["source"], "severity": severity}
+    doc["severity_band"] = band(severity)
     doc["log"] = {"level": incident.get("level")}
     return doc

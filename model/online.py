@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .patterns import severity_prior
 from .scoring import content_score
+from .severity import event_severity
 from .state import SourceMemory, Stats
 
 
@@ -194,7 +195,8 @@ def result_document(line, score, decision, is_anomaly, seen=None):
     doc = {k: v for k, v in line.items() if k not in RESULT_DROP}
     doc.update(anomaly_score=score, model_score=line["anomaly_score"], is_anomaly=is_anomaly,
                threshold_used=decision.threshold, threshold_mode=decision.mode, mean_score=decision.mean,
-               std_score=decision.std, pattern_id=line.get("pattern", ""), pattern_seen=seen, incident_id=None)
+               std_score=decision.std, pattern_id=line.get("pattern", ""), pattern_seen=seen, incident_id=None,
+               severity=event_severity(score, decision.threshold, decision.std, line.get("level"), seen, is_anomaly))
     stated = line.get("event_time")
     doc["@timestamp"], doc["timestamp_source"] = (stated, "line") if stated else (line.get("ingested_at"), "ingest")
     doc["id"] = f"{line['kafka_topic']}-{line['kafka_partition']}-{line['kafka_offset']}"

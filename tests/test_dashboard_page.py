@@ -58,13 +58,22 @@ def canned_incidents(now):
          "pattern": "GET /login?next=<*> & done", "summary": XSS_SUMMARY,
          "first_seen": iso(now - timedelta(minutes=20)), "last_seen": iso(now - timedelta(minutes=8)), "count": 7,
          "max_score": 0.934, "top_tokens": ["<img", "onerror", "&"], "suppressed_until": None,
+         "event": {"dataset": "api-gateway", "severity": 82}, "severity_band": "critical",
          "examples": [{"doc_id": "d1", "message": XSS_MESSAGE, "anomaly_score": 0.934, "at": iso(now - timedelta(minutes=8))},
                       {"doc_id": "d2", "message": "<script>alert(1)</script>", "anomaly_score": 0.81,
                        "at": iso(now - timedelta(minutes=12))}]},
         {"incident_id": "inc-2", "source": "auth-service", "kind": "rate", "status": "open",
          "pattern": "", "summary": "line rate 3.1x the baseline", "first_seen": iso(now - timedelta(minutes=9)),
          "last_seen": iso(now - timedelta(minutes=2)), "count": 2, "max_score": None, "top_tokens": [],
-         "suppressed_until": None, "examples": []},
+         "suppressed_until": None, "examples": [], "event": {"dataset": "auth-service", "severity": 40},
+         "severity_band": "minor"},
+        {"incident_id": "inc-3", "source": "auth-service", "kind": "content", "status": "open",
+         "pattern": "ERROR token store <*> unreachable", "summary": "new error pattern: ERROR token store unreachable",
+         "first_seen": iso(now - timedelta(minutes=3)), "last_seen": iso(now - timedelta(minutes=1)), "count": 12,
+         "max_score": 2.41, "top_tokens": ["unreachable"], "suppressed_until": None,
+         "examples": [{"doc_id": "d3", "message": "ERROR token store redis-1 unreachable", "anomaly_score": 2.41,
+                       "at": iso(now - timedelta(minutes=1))}],
+         "event": {"dataset": "auth-service", "severity": 82}, "severity_band": "critical"},
     ]
 
 
@@ -117,8 +126,10 @@ class CannedAPI:
 
     async def incidents_view(self, request):
         self.requests.append(str(request.rel_url))
-        status = request.query.get("status", "open")
-        found = [i for i in self.incidents if status == "all" or i["status"] == status]
+        status, source = request.query.get("status", "open"), request.query.get("source")
+        least = int(request.query.get("min_severity", "0"))
+        found = [i for i in self.incidents if (status == "all" or i["status"] == status)
+                 and (not source or i["source"] == source) and i["event"]["severity"] >= least]
         return web.json_response({"incidents": copy.deepcopy(found)})
 
     async def feedback_view(self, request):
@@ -218,7 +229,7 @@ def test_api_strings_are_text_not_html(page):
 def test_feedback_normal_changes_status(page, api):
     row = 'tr[data-incident-id="inc-1"]'
     assert page.evaluate("[...document.querySelectorAll('#incidents tbody tr')].map(r => r.dataset.incidentId)") == \
-        ["inc-2", "inc-1"]    # newest first
+        ["inc-3", "inc-1", "inc-2"]    # the most severe first, then the newest
     assert page.evaluate(f"document.querySelector('{row} .status').textContent") == "open"
     page.click(f'{row} button[data-action="normal"]')
     page.wait_for(f"document.querySelector('{row} .status').textContent === 'normal'", timeout=8)
@@ -230,6 +241,25 @@ def test_feedback_normal_changes_status(page, api):
                   " s.dispatchEvent(new Event('change')); })()")
     page.wait_for("document.getElementById('incident-count').textContent.includes('shown')")
     assert any(r.startswith("/api/incidents?status=all") for r in api.requests)
+    assert page.console_errors() == []
+
+
+def test_incidents_sort_by_severity_and_filter_by_source_and_severity(page, api):
+    rows = "[...document.querySelectorAll('#incidents tbody tr')].map(r => r.dataset.incidentId)"
+    assert page.evaluate(rows) == ["inc-3", "inc-1", "inc-2"]
+    assert page.evaluate("document.querySelector('tr[data-incident-id=\"inc-2\"] td.severity').textContent") == \
+        "40minor"
+    page.evaluate("(() => { const s = document.getElementById('severity-filter'); s.value = '50';"
+                  " s.dispatchEvent(new Event('change')); })()")
+    page.wait_for(f"{rows}.length === 2")
+    assert page.evaluate(rows) == ["inc-3", "inc-1"]
+    assert any("min_severity=50" in r for r in api.requests)
+    page.wait_for("[...document.getElementById('source-filter').options].length === 3")   # all + two sources
+    page.evaluate("(() => { const s = document.getElementById('source-filter'); s.value = 'auth-service';"
+                  " s.dispatchEvent(new Event('change')); })()")
+    page.wait_for(f"{rows}.length === 1")
+    assert page.evaluate(rows) == ["inc-3"]
+    assert any("source=auth-service" in r for r in api.requests)
     assert page.console_errors() == []
 
 

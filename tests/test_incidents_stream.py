@@ -76,6 +76,12 @@ def test_fifty_repeats_of_a_new_error_make_one_incident_even_across_a_sigkill(se
         assert incident["max_score"] >= max(d["anomaly_score"] for d in error_docs) - 1e-6
         assert 1 <= len(incident["examples"]) <= 5 and incident["examples"][0]["message"] in errors
         assert incident["examples"][0]["doc_id"] in docs and incident["top_tokens"]
+        # severity (model/severity.py): the first, flagged occurrence of a new error is at least minor;
+        # the incident is its worst line's, raised by its 50 repeats, and carries its band
+        first_severity = error_docs[0]["event"]["severity"]
+        assert 25 <= first_severity <= 100 and all(0 <= d["event"]["severity"] <= 100 for d in docs.values())
+        assert incident["event"]["severity"] == min(100, incident["max_severity"] + 7) >= first_severity
+        assert incident["severity_band"] in ("minor", "major", "critical")
         content = incidents_of(names, source="log-payments", kind="content")
         assert sum(i["pattern"] == incident["pattern"] for i in content) == 1
         assert worker.stats("/stats/log-payments/")["log-payments"]["count"] == len(lines)

@@ -27,7 +27,7 @@ def test_every_page_needs_the_token_when_one_is_set(services, names, tmp_path):
     worker = Worker(names, tmp_path / "state", env={"CLOGS_WEB_TOKEN": TOKEN}).start()   # healthy() sends it
     try:
         for path in ("/health", "/stats/", "/stats/local/", "/", "/static/dashboard.js", "/api/sources",
-                     "/api/incidents", "/router/", "/table/source-stats/", "/deadletter/"):
+                     "/api/incidents", "/router/", "/table/source-stats/", "/deadletter/", "/metrics"):
             code, body = status_of(worker.url + path)
             assert code == 401, (path, code)
             assert b"CLOGS_WEB_TOKEN" in body

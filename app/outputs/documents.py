@@ -5,7 +5,7 @@ redacted.  Their mappings are app/outputs/mappings.py (a test keeps them in step
 """
 from model.incidents import LEVEL_NAMES, document
 
-RENAMED = ("line", "host", "file", "level")
+RENAMED = ("line", "host", "file", "level", "severity")
 
 
 def line_document(doc, redactor):
@@ -14,7 +14,7 @@ def line_document(doc, redactor):
     out["message"] = doc["line"]
     out["host"] = {"name": doc.get("host") or None}
     out["log"] = {"file": {"path": doc.get("file") or None}, "level": LEVEL_NAMES.get(doc.get("level"))}
-    out["event"] = {"dataset": doc["source"], "ingested": doc.get("ingested_at")}
+    out["event"] = {"dataset": doc["source"], "ingested": doc.get("ingested_at"), "severity": doc.get("severity")}
     out["top_tokens"] = list(doc.get("top_tokens") or ())
     redactor.redact_document(out)
     return out

@@ -154,8 +154,9 @@ def bulk_body(index, docs):
 class Elastic:
     """clogs' writes to Elasticsearch: its client, its write health, its retry policy."""
 
-    def __init__(self, settings, client=None, max_delay=30.0):
+    def __init__(self, settings, client=None, max_delay=30.0, metrics=None):
         self.es = client or async_client(settings)
+        self.metrics = metrics   # app/outputs/metrics.py: bulk latency and failures
         self.url, self.max_delay = settings.es_url, max_delay
         self.health = WriteHealth(settings.es_blocked_probe)
         self.index_settings = index_settings(settings)
@@ -181,6 +182,9 @@ class Elastic:
                 self.health.clear()
                 return result
             reason = blocking_reason(status, kind, index, error) if status else None
+            if self.metrics is not None:
+                failure = "blocked" if reason else ("unreachable" if status is None else "retryable")
+                self.metrics.bulk_failures.labels(kind=failure).inc()
             if reason:
                 self.health.block(reason)
                 await asyncio.sleep(self.health.probe_seconds)
@@ -210,6 +214,7 @@ class Elastic:
 
         async def attempt():
             nonlocal pending
+            started = time.perf_counter()
             try:
                 response = await self.es.bulk(operations=bulk_body(index, pending), filter_path=BULK_RESPONSE)
             except ApiError as exc:
@@ -221,6 +226,8 @@ class Elastic:
                     rejected.extend(await self.bulk_index(index, halves[half:]))
                     return
                 raise
+            if self.metrics is not None:
+                self.metrics.bulk_seconds.observe(time.perf_counter() - started)
             retry, failure = {}, None
             for item in response["items"] if response.get("errors") else ():
                 result = item["index"]
@@ -235,6 +242,8 @@ class Elastic:
                         failure = (status, error_type(error), error, blocking)
                 else:
                     rejected.append((pending[doc_id], error))
+                    if self.metrics is not None:
+                        self.metrics.bulk_failures.labels(kind="rejected").inc()
             pending = retry
             if pending:
                 status, kind, error, _ = failure

@@ -13,7 +13,8 @@ MAPPING = {
         "host": {"properties": {"name": {"type": "keyword"}}},
         "log": {"properties": {"file": {"properties": {"path": {"type": "keyword"}}},
                                "level": {"type": "keyword"}}},
-        "event": {"properties": {"dataset": {"type": "keyword"}, "ingested": {"type": "date"}}},
+        "event": {"properties": {"dataset": {"type": "keyword"}, "ingested": {"type": "date"},
+                                 "severity": {"type": "long"}}},   # 0-100 (model/severity.py)
         # clogs' own
         "source": {"type": "keyword"},
         # "index": False: kept, sortable and aggregatable (doc values), but no search structure -- for
@@ -46,7 +47,9 @@ INCIDENT_MAPPING = {
         "@timestamp": {"type": "date"},        # = last_seen, so Kibana's time filter shows live incidents
         "incident_id": {"type": "keyword"},
         "source": {"type": "keyword"},
-        "event": {"properties": {"dataset": {"type": "keyword"}}},
+        "event": {"properties": {"dataset": {"type": "keyword"}, "severity": {"type": "long"}}},
+        "severity_band": {"type": "keyword"},  # warning | minor | major | critical
+        "max_severity": {"type": "integer"},   # of its worst line
         "kind": {"type": "keyword"},           # content | rate | silence
         "status": {"type": "keyword"},         # open | acknowledged | normal | suppressed
         "pattern": {"type": "keyword"},

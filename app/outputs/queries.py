@@ -1,7 +1,8 @@
 """Reading clogs' results back from Elasticsearch, and sending feedback: the one implementation
 behind ``clogs report``, ``clogs feedback`` and the dashboard's API (app/web.py).
 
-* ``incidents(es, index, status, source, size)``: incidents, newest (``last_seen``) first;
+* ``incidents(es, index, status, source, size, min_severity)``: incidents, the most severe first
+  (``event.severity``), then the newest (``last_seen``);
 * ``find_incident(es, index, incident_id)``;
 * ``series(es, index, source, minutes, buckets)``: per time bucket (by ingest time, so a replayed log
   charts when it arrived) the line count, anomalies, max and mean score and mean threshold;
@@ -20,8 +21,13 @@ from model.eventtime import iso
 from model.incidents import ACTIONS, STATUSES, parse_duration
 
 
-async def incidents(es, index, status="open", source=None, size=100):
-    """``status``: one of STATUSES, "all", or "active" (open or acknowledged)."""
+SEVERITY_FIRST = [{"event.severity": {"order": "desc", "missing": "_last", "unmapped_type": "long"}},
+                  {"last_seen": "desc"}]
+
+
+async def incidents(es, index, status="open", source=None, size=100, min_severity=0):
+    """``status``: one of STATUSES, "all", or "active" (open or acknowledged); ``min_severity``:
+    0-100, only incidents at least that severe."""
     filters = []
     if status == "active":
         filters.append({"terms": {"status": ["open", "acknowledged"]}})
@@ -31,9 +37,10 @@ async def incidents(es, index, status="open", source=None, size=100):
         filters.append({"term": {"status": status}})
     if source:
         filters.append({"term": {"source": source}})
+    if min_severity:
+        filters.append({"range": {"event.severity": {"gte": int(min_severity)}}})
     try:
-        result = await es.search(index=index, size=size, query={"bool": {"filter": filters}},
-                                 sort=[{"last_seen": "desc"}])
+        result = await es.search(index=index, size=size, query={"bool": {"filter": filters}}, sort=SEVERITY_FIRST)
     except NotFoundError:
         return []   # no incident yet: the index is created when the worker starts
     return [hit["_source"] for hit in result["hits"]["hits"]]

@@ -30,6 +30,8 @@
 
   const state = {
     filter: params.get("status") === "all" ? "all" : "open",
+    source: params.get("source") || "",
+    minSeverity: Math.max(0, Math.min(100, parseInt(params.get("min_severity") || "0", 10) || 0)),
     cards: new Map(),        // source -> card elements
     incidents: new Map(),    // incident_id -> latest incident seen
     pinned: new Map(),       // incident_id -> time until which it stays listed
@@ -149,6 +151,15 @@
 
   /* ---------------------------------------------------------------- sources */
 
+  function updateSourceFilter(names) {
+    const select = $("#source-filter");
+    const wanted = ["", ...new Set([...names, state.source].filter(Boolean))].sort();
+    const have = [...select.options].map((o) => o.value);
+    if (wanted.join("\n") === have.join("\n")) return;
+    select.replaceChildren(...wanted.map((name) => el("option", {value: name}, name || "all sources")));
+    select.value = state.source;
+  }
+
   async function renderSources(sources, fail) {
     const names = Object.keys(sources).sort();
     const box = $("#sources");
@@ -156,6 +167,7 @@
     box.querySelectorAll(".empty").forEach((n) => n.remove());
     if (!names.length) box.append(el("p", {class: "empty"}, "No sources yet."));
     names.forEach((name) => box.append(cardFor(name).root));   // append moves: keeps cards sorted by name
+    updateSourceFilter(names);
     await Promise.all(names.map(async (name) => {
       const card = cardFor(name), s = sources[name] || {};
       card.count.textContent = fmtCount(s.count);
@@ -340,7 +352,9 @@
   /* ---------------------------------------------------------------- incidents */
 
   async function refreshIncidents() {
-    const body = await getJSON(`/api/incidents?status=${state.filter}&size=200`);
+    const query = new URLSearchParams({status: state.filter, size: "200", min_severity: String(state.minSeverity)});
+    if (state.source) query.set("source", state.source);
+    const body = await getJSON(`/api/incidents?${query}`);
     const list = Array.isArray(body.incidents) ? body.incidents : [];
     const now = Date.now();
     for (const [id, until] of state.pinned) if (until < now) state.pinned.delete(id);
@@ -349,7 +363,8 @@
       const all = await getJSON("/api/incidents?status=all&size=500");
       for (const inc of all.incidents || []) if (missing.includes(inc.incident_id)) list.push(Object.assign({}, inc, {_pinned: true}));
     }
-    list.sort((a, b) => String(b.last_seen || "").localeCompare(String(a.last_seen || "")) ||
+    list.sort((a, b) => severityOf(b) - severityOf(a) ||      // the most severe first, then the newest
+                        String(b.last_seen || "").localeCompare(String(a.last_seen || "")) ||
                         String(b.first_seen || "").localeCompare(String(a.first_seen || "")));
     state.incidents = new Map(list.map((inc) => [inc.incident_id, inc]));
     renderIncidents(list);
@@ -363,6 +378,11 @@
     $("#incidents tbody").replaceChildren(...list.map(incidentRow));
   }
 
+  function severityOf(inc) {
+    const value = inc.event && inc.event.severity;
+    return isNum(value) ? value : -1;
+  }
+
   function incidentRow(inc) {
     const id = String(inc.incident_id);
     const examples = Array.isArray(inc.examples) ? inc.examples : [];
@@ -373,7 +393,11 @@
         el("span", {class: "meta"}, `score ${fmtNum(ex.anomaly_score)} · ${fmtDateTime(ex.at)} · ${ex.doc_id}`)))));
     details.addEventListener("toggle", () => (details.open ? state.expanded.add(id) : state.expanded.delete(id)));
     const note = state.notes.get(id) || (inc.status === "suppressed" && inc.suppressed_until ? `until ${fmtDateTime(inc.suppressed_until)}` : "");
+    const severity = severityOf(inc), band = String(inc.severity_band || "");
     const row = el("tr", {"data-incident-id": id, "data-status": inc.status, class: inc._pinned ? "pinned" : null},
+      el("td", {class: "num severity", "data-band": band, title: band},
+        severity >= 0 ? el("span", {class: "badge"}, String(severity)) : "–",
+        band ? el("div", {class: "band"}, band) : null),
       el("td", {class: "source"}, String(inc.source)),
       el("td", {class: "kind"}, String(inc.kind)),
       el("td", {class: "status", "data-status": inc.status}, String(inc.status)),
@@ -436,6 +460,19 @@
     filter.value = state.filter;
     filter.addEventListener("change", () => {
       state.filter = filter.value === "all" ? "all" : "open";
+      state.pinned.clear();
+      refreshIncidents().catch((e) => showErrors([e.message]));
+    });
+    const severity = $("#severity-filter");
+    severity.value = String(state.minSeverity);
+    severity.addEventListener("change", () => {
+      state.minSeverity = parseInt(severity.value, 10) || 0;
+      state.pinned.clear();
+      refreshIncidents().catch((e) => showErrors([e.message]));
+    });
+    const source = $("#source-filter");
+    source.addEventListener("change", () => {
+      state.source = source.value;
       state.pinned.clear();
       refreshIncidents().catch((e) => showErrors([e.message]));
     });
