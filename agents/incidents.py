@@ -23,16 +23,18 @@ from datetime import datetime, timezone
 from app.faust_app import anomalies_topic, app, feedback_topic, redactor, results_topic, settings, ticks_topic
 from app.outputs.documents import incident_document, line_document
 from model.eventtime import iso
-from model.incidents import alerting, apply_feedback, count_line, expire, incident_id, new_incident
+from model.incidents import (Lifecycle, age, alerting, apply_feedback, count_line, expire, incident_id, new_incident,
+                             reopen, resolve, track)
 from model.rates import (RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, usual_rate,
                          window_start)
 from model.state import to_dict
-from tables.stats import add_lines, incidents_table, lines_in, rate_table, stats_table
+from tables.stats import add_lines, book_table, incidents_table, lines_in, rate_table, stats_table
 
 log = logging.getLogger(__name__)
 
 
 RATES = RatePolicy.of(settings)
+LIFECYCLE = Lifecycle.of(settings)
 
 
 def iso_at(seconds):
@@ -48,33 +50,41 @@ def marked_normal(source):
     return lookup
 
 
-def content_incidents(source, docs, now):
+def content_incidents(source, docs, now, book):
     """Group the batch's lines into the source's content incidents (in the table): a flagged line
-    opens its pattern's incident or joins it; a line that is not flagged (a repeat whose score has
-    faded) still counts toward its pattern's incident if there is one, so an incident says how
-    often its pattern appeared since it first did.  Each counted document gets its
-    ``incident_id``.  Returns the incidents that changed."""
+    opens its pattern's incident or joins it (a resolved one opens again: the same incident); a line
+    that is not flagged (a repeat whose score has faded) still counts toward its pattern's live
+    incident, so an incident says how often its pattern appeared since it first did.  Each counted
+    document gets its ``incident_id``; the source's ``book`` (model/state.py ``SourceIncidents``)
+    notes them and how far the source's lines have come.  Returns the incidents that changed."""
     known, changed = {}, {}
     for doc in docs:
+        stamp = doc.get("@timestamp")
+        if stamp and stamp > book.watermark:
+            book.watermark = stamp
         pattern = doc["pattern_id"]
         if pattern not in known:
             iid = incident_id(source, "content", pattern)
             known[pattern] = changed.get(iid) or incidents_table.get(iid)
         incident = known[pattern]
-        if incident is None:
+        if incident is None or incident["status"] == "resolved":
             if not doc["is_anomaly"]:
                 continue
-            incident = known[pattern] = new_incident(source, "content", pattern, doc["@timestamp"])
+            if incident is None:
+                incident = known[pattern] = new_incident(source, "content", pattern, stamp)
+            else:
+                reopen(incident, now)
         doc["incident_id"] = incident["incident_id"]
         if count_line(incident, doc, settings.incident_examples):
             incident["updated_at"] = now
             changed[incident["incident_id"]] = expire(incident, now)
     for iid, incident in changed.items():
         incidents_table[iid] = incident
+        track(book, incident)
     return list(changed.values())
 
 
-def rate_incidents(source, new_lines, now_s, policy, fresh=True):
+def rate_incidents(source, new_lines, now_s, policy, book, fresh=True):
     """Count the batch's new lines in the windowed table, fold closed windows, and raise or update
     the source's ``rate`` incident when this window is a burst (and note the end of a silence).
     ``fresh``: the lines arrived lately; a backlog read after a restart or a stall lands in one
@@ -97,6 +107,8 @@ def rate_incidents(source, new_lines, now_s, policy, fresh=True):
             if not new:
                 quiet.add(incident["incident_id"])
     rate_table[source] = state
+    for incident in changed:
+        track(book, incident)
     return changed, quiet
 
 
@@ -107,9 +119,11 @@ def _burst(source, state, current, now_s, policy):
     new = state.burst_window not in (this_window, this_window - policy.window)   # one spanning windows is one
     if state.burst_window != this_window:
         state.burst_window = this_window
-    if new:   # a new burst: one more occurrence
+    if new:   # a new burst: one more occurrence (of the same incident, opened again if it had resolved)
         incident["count"] += 1
         incident["first_seen"] = min(incident["first_seen"], at)
+        if incident["status"] == "resolved":
+            reopen(incident, at)
     incident.update(last_seen=at, updated_at=at, observed=float(current), expected=round(state.mean, 3),
                     max_score=max(incident["max_score"] or 0.0, current / max(state.mean, 1.0)),
                     summary=f"{current} lines in {policy.window:g} s, usually {state.mean:.1f} "
@@ -125,6 +139,8 @@ def _silence_over(source, seconds, now_s):
     incident.update(observed=round(seconds, 1), updated_at=iso_at(now_s),
                     summary=f"no line for {seconds:.0f} s (until {iso_at(now_s)}), usually at most "
                             f"{incident.get('expected') or 0:.0f} s")
+    if incident["status"] != "normal":   # the lines are back: the silence is over
+        resolve(incident, iso_at(now_s))
     incidents_table[incident["incident_id"]] = incident
     return [incident]
 
@@ -147,6 +163,8 @@ def silence_incident(source, now_s, policy, watching_since=0.0):
             new_episode = True
             incident["count"] += 1
             incident["first_seen"] = min(incident["first_seen"], at)
+            if incident["status"] == "resolved":
+                reopen(incident, at)
         incident.update(last_seen=at, updated_at=at, observed=round(quiet, 1), expected=round(usual, 1),
                         max_score=max(incident["max_score"] or 0.0, quiet / usual),
                         summary=f"no line for {quiet:.0f} s since {iso_at(state.last_line_at)}; "
@@ -158,11 +176,11 @@ def silence_incident(source, now_s, policy, watching_since=0.0):
     return changed, new_episode
 
 
-async def publish(source, docs, incidents, now, alert=True, quiet=()):
-    """Documents and changed incidents to the results topic (the sink agent indexes them), then
-    their alerts (``send_alerts``).  Used for what ticks and feedback change; the threshold agent
-    indexes its batches itself."""
-    await results_topic.send(key=source, value={"source": source, "docs": docs,
+async def publish(source, docs, incidents, now, alert=True, quiet=(), deleted=()):
+    """Documents and changed incidents (and the ids of incidents that left the table) to the results
+    topic (the sink agent indexes them), then their alerts (``send_alerts``).  Used for what ticks
+    and feedback change; the threshold agent indexes its batches itself."""
+    await results_topic.send(key=source, value={"source": source, "docs": docs, "deleted": list(deleted),
                                                 "incidents": [incident_document(i, redactor()) for i in incidents]})
     await send_alerts(alert_messages(source, docs, incidents, now, alert, quiet))
 
@@ -208,9 +226,19 @@ async def check_sources(stream):
         if source not in stats_table:   # the partition moved to another worker since the tick
             continue
         now_s = time.time()
+        book = book_table[source]
         changed, new_episode = silence_incident(source, now_s, policy, watching_since)
-        if changed:
-            await publish(source, [], changed, iso_at(now_s), alert=new_episode)
+        for incident in changed:
+            track(book, incident)
+        resolved, gone = age(book, incidents_table.get, LIFECYCLE, iso_at(now_s))
+        for incident in resolved:
+            incidents_table[incident["incident_id"]] = incident
+        for iid in gone:
+            incidents_table.pop(iid, None)
+        if changed or resolved or gone:
+            book_table[source] = book
+            await publish(source, [], changed + resolved, iso_at(now_s), alert=new_episode,
+                          quiet={i["incident_id"] for i in resolved}, deleted=gone)
 
 
 @app.agent(feedback_topic, concurrency=1)
@@ -229,6 +257,9 @@ async def apply_operator_feedback(stream):
             log.warning("feedback ignored: %s", exc)
             continue
         incidents_table[incident["incident_id"]] = incident
+        book = book_table[incident["source"]]
+        track(book, incident)
+        book_table[incident["source"]] = book
         log.info("incident %s of %s is now %s", incident["incident_id"], incident["source"], incident["status"])
         document = incident_document(incident, redactor())
         await results_topic.send(key=incident["source"], value={"source": incident["source"], "docs": [],

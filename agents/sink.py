@@ -61,6 +61,9 @@ async def index_results(stream):
     async for messages in stream.take(SINK_BATCH, within=1.0):
         await index_batch(writer, [doc for message in messages for doc in message["docs"]],
                           [incident for message in messages for incident in message.get("incidents") or ()])
+        deleted = [iid for message in messages for iid in message.get("deleted") or ()]
+        if deleted:   # incidents that left the table after their retention leave the index too
+            await writer.bulk_delete(incidents_index(settings), deleted)
 
 
 async def index(writer, name, docs):

@@ -22,7 +22,7 @@ from app.faust_app import app, metrics, models, redactor, reservoir_topic, score
 from app.outputs.documents import incident_document
 from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
-from tables.stats import memory_table, stats_table
+from tables.stats import book_table, memory_table, stats_table
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,10 @@ async def decide_batch(batch, rules, rates):
     metrics().count(source, new_lines, sum(1 for doc in new if doc["is_anomaly"]))
     arrived = parse_iso(docs[-1]["ingested_at"]) if docs else None
     fresh = arrived is None or now_s - arrived.timestamp() < 2 * rates.window
-    rated, quiet = rate_incidents(source, new_lines, now_s, rates, fresh)
-    changed = content_incidents(source, docs, now) + rated
+    book = book_table[source]
+    rated, quiet = rate_incidents(source, new_lines, now_s, rates, book, fresh)
+    changed = content_incidents(source, docs, now, book) + rated
+    book_table[source] = book
     await send_samples(source, samples)
     return source, docs, changed, alert_messages(source, docs, changed, now, quiet=quiet)
 

@@ -77,7 +77,12 @@ class Settings:
     timezone: str = _setting("UTC", help="the zone of line timestamps that state none (IANA name)")
     # --- Incidents, rate and silence --------------------------------------------------
     incident_examples: int = _setting(5, low=0)
-    incidents_per_source: int = _setting(500, low=1)
+    incidents_per_source: int = _setting(500, low=1, help="a source's incidents waiting to resolve, at most")
+    resolve_content_seconds: float = _setting(3600.0, low=0, help="a content incident resolves this long (of "
+                                              "its source's event time) after its last line")
+    resolve_rate_seconds: float = _setting(900.0, low=0, help="a rate incident resolves this long after its last burst")
+    incident_retention_seconds: float = _setting(7 * 86400.0, low=0, help="a resolved incident leaves the table "
+                                                 "and the index this long after it resolved")
     rate_window: float = _setting(60.0, low=1)
     rate_history: int = _setting(60, low=1)
     rate_min_windows: int = _setting(10, low=1)
@@ -204,7 +209,7 @@ class Topics(NamedTuple):
     feedback: str     # operators' feedback, per source
 
 
-TABLES = ("source-stats", "source-memory", "incidents", "source-rate", "source-line-counts")
+TABLES = ("source-stats", "source-memory", "incidents", "source-incidents", "source-rate", "source-line-counts")
 
 
 def topics(settings):

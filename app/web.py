@@ -28,12 +28,15 @@ from app.faust_app import app, elastic, feedback_topic, metrics, models, names, 
 from app.outputs import queries
 from app.settings import incidents_index
 from app.webauth import auth_headers
+from model.incidents import STATUSES
 from model.online import Policy, decide
+from model.severity import BANDS, band, incident_severity
 from prometheus_client.core import GaugeMetricFamily
 
 from tables.stats import incidents_table, memory_table, stats_table
 
 POLICY = Policy.of(settings)
+BAND_NAMES = [name for name, _ in reversed(BANDS)]
 
 
 def describe(source, stats):
@@ -76,16 +79,24 @@ async def health(web, request):
 
 def worker_metrics():
     """The families only the worker's tables and consumer know, gathered at each scrape: open
-    incidents per kind, each named source's learning progress, consumer lag per partition."""
-    incidents = GaugeMetricFamily("clogs_open_incidents", "Open incidents of this worker's sources, by kind",
-                                  labels=["kind"])
-    open_by_kind = {}
+    incidents per severity band, incidents held per status, each named source's learning progress,
+    consumer lag per partition."""
+    open_by_band = dict.fromkeys(BAND_NAMES, 0)
+    held = dict.fromkeys(STATUSES, 0)
     for incident in incidents_table.values():
+        held[incident.get("status")] = held.get(incident.get("status"), 0) + 1
         if incident.get("status") == "open":
-            open_by_kind[incident["kind"]] = open_by_kind.get(incident["kind"], 0) + 1
-    for kind in ("content", "rate", "silence"):
-        incidents.add_metric([kind], open_by_kind.get(kind, 0))
-    yield incidents
+            open_by_band[band(incident_severity(incident))] += 1
+    opened = GaugeMetricFamily("clogs_open_incidents", "Open incidents of this worker's sources, by severity band",
+                               labels=["band"])
+    for name, count in open_by_band.items():
+        opened.add_metric([name], count)
+    yield opened
+    table = GaugeMetricFamily("clogs_incidents_held", "Incidents in this worker's table, by status (resolved ones "
+                              "leave it after CLOGS_INCIDENT_RETENTION_SECONDS)", labels=["status"])
+    for status, count in held.items():
+        table.add_metric([status], count)
+    yield table
     learning = GaugeMetricFamily("clogs_source_learning_progress", "Share of a new source's learning period "
                                  "done (1: its own statistics judge it), named sources only", labels=["source"])
     named = metrics().sources.labels

@@ -22,12 +22,15 @@ source: its lines are no longer flagged (and, with learning on, they are learned
 returns any of them to open.  Times are ISO 8601 strings in UTC.
 """
 import hashlib
+from dataclasses import dataclass
 from datetime import timedelta
 
+from .eventtime import parse_iso
 from .severity import band, incident_severity
 
 KINDS = ("content", "rate", "silence")
-STATUSES = ("open", "acknowledged", "normal", "suppressed")
+STATUSES = ("open", "acknowledged", "normal", "suppressed", "resolved")
+LIVE = ("open", "acknowledged", "suppressed")   # the statuses that resolve by themselves
 ACTIONS = {"normal": "normal", "suppress": "suppressed", "ack": "acknowledged", "reopen": "open"}
 EXAMPLE_CHARS = 1000
 MAX_SUPPRESS_DAYS = 365
@@ -44,7 +47,8 @@ def new_incident(source, kind, pattern, at, summary=""):
     return {"incident_id": incident_id(source, kind, pattern), "source": source, "kind": kind, "pattern": pattern,
             "status": "open", "summary": summary, "first_seen": at, "last_seen": at, "updated_at": at, "count": 0,
             "max_score": None, "max_severity": 0, "threshold_used": None, "top_tokens": [], "level": None, "examples": [],
-            "suppressed_until": None, "observed": None, "expected": None, "offsets": {}}
+            "suppressed_until": None, "observed": None, "expected": None, "offsets": {}, "resolved_at": None,
+            "reopened": 0}
 
 
 def current_status(incident, now):
@@ -110,6 +114,91 @@ def clip(text, limit):
         return text
     cut = text.rfind(" ", 0, limit)
     return text[:cut if cut > limit // 2 else limit] + " …"
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """When incidents end by themselves: a content incident resolves once its source's lines have
+    gone ``content_quiet`` seconds (of their own event time) past its last line, a rate incident
+    ``rate_quiet`` seconds (of arrival time) past its last burst, a silence as soon as lines come back;
+    a resolved incident leaves the table ``retention`` seconds later; at most ``max_active`` of a
+    source's incidents wait to resolve (past that, the least recently seen resolve first)."""
+    content_quiet: float = 3600.0
+    rate_quiet: float = 900.0
+    retention: float = 7 * 86400.0
+    max_active: int = 500
+
+    @classmethod
+    def of(cls, settings):
+        return cls(content_quiet=settings.resolve_content_seconds, rate_quiet=settings.resolve_rate_seconds,
+                   retention=settings.incident_retention_seconds, max_active=settings.incidents_per_source)
+
+
+def resolve(incident, at):
+    """The incident ends (in place): resolved at ``at``."""
+    incident["status"], incident["resolved_at"], incident["suppressed_until"] = "resolved", at, None
+    incident["updated_at"] = at
+    return incident
+
+
+def reopen(incident, at):
+    """A resolved incident recurs (in place): open again, the same incident, one more reopening."""
+    incident["status"], incident["resolved_at"] = "open", None
+    incident["reopened"] = incident.get("reopened", 0) + 1
+    incident["updated_at"] = at
+    return incident
+
+
+def track(book, incident):
+    """Note in the source's book (model/state.py ``SourceIncidents``) where an incident stands."""
+    iid = incident["incident_id"]
+    if incident["status"] in LIVE:
+        book.active[iid] = incident["last_seen"]
+        book.resolved.pop(iid, None)
+    elif incident["status"] == "resolved":
+        book.active.pop(iid, None)
+        book.resolved[iid] = incident["resolved_at"]
+    else:   # normal: kept for good (it says a pattern is normal), out of the lifecycle
+        book.active.pop(iid, None)
+        book.resolved.pop(iid, None)
+
+
+def age(book, lookup, policy, now_wall):
+    """Resolve the source's incidents whose quiet period is over and forget those resolved longer
+    than the retention.  ``lookup(id)`` -> the incident or None; ``now_wall``: the worker's clock
+    (ISO), the time of rate and silence incidents.  Returns (the incidents resolved now, the ids that
+    leave the table); ``book`` is updated in place."""
+    resolved, gone = [], []
+    by_age = sorted(book.active.items(), key=lambda item: item[1] or "")
+    overflow = max(0, len(by_age) - policy.max_active)
+    for position, (iid, last_seen) in enumerate(by_age):
+        incident = lookup(iid)
+        if incident is None or incident["status"] not in LIVE:
+            book.active.pop(iid, None)
+            if incident is not None:
+                track(book, incident)
+            continue
+        clock = book.watermark if incident["kind"] == "content" else now_wall
+        quiet = policy.content_quiet if incident["kind"] == "content" else policy.rate_quiet
+        if position < overflow or (incident["kind"] != "silence" and _seconds(last_seen, clock) >= quiet):
+            resolved.append(resolve(incident, max(clock, incident["last_seen"])))
+            track(book, incident)
+    for iid, at in list(book.resolved.items()):
+        incident = lookup(iid)
+        clock = book.watermark if incident is None or incident["kind"] == "content" else now_wall
+        if incident is None or incident["status"] != "resolved" or _seconds(at, clock) >= policy.retention:
+            book.resolved.pop(iid)
+            if incident is not None and incident["status"] == "resolved":
+                gone.append(iid)
+            elif incident is not None:
+                track(book, incident)
+    return resolved, gone
+
+
+def _seconds(earlier, later):
+    """Seconds from one ISO time to another (0 when either is missing)."""
+    start, end = parse_iso(earlier), parse_iso(later)
+    return (end - start).total_seconds() if start and end else 0.0
 
 
 def apply_feedback(incident, action, now, until=None):

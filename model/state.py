@@ -90,6 +90,17 @@ class RateState:
     silent_since: float = 0.0
 
 
+@dataclass
+class SourceIncidents:
+    """The lifecycle book of one source's incidents (model/incidents.py ``age``): ``active`` (incident
+    id -> its last_seen) may resolve after a quiet period, ``resolved`` (id -> when it resolved) leave
+    the table after the retention; ``watermark`` is the latest time the source's lines state (their
+    event time, else their ingest time)."""
+    watermark: str = ""
+    active: dict = field(default_factory=dict)
+    resolved: dict = field(default_factory=dict)
+
+
 def from_dict(cls, data):
     """A state dataclass from its dict form, ignoring keys it does not have (such as the ``__faust``
     key of the Faust records these states were stored as before)."""

@@ -10,7 +10,7 @@ import orjson
 from faust.serializers import codecs
 
 from app import jsonio
-from model.state import RateState, SourceMemory, Stats, from_dict, to_dict
+from model.state import RateState, SourceIncidents, SourceMemory, Stats, from_dict, to_dict
 
 
 class StateCodec(codecs.Codec):
@@ -33,6 +33,7 @@ class StateCodec(codecs.Codec):
 STATS = StateCodec(Stats)
 MEMORY = StateCodec(SourceMemory)
 RATE = StateCodec(RateState)
+BOOK = StateCodec(SourceIncidents)
 
 
 class ScoredBatch(faust.Record, serializer="json"):

@@ -5,6 +5,8 @@ recovers after a restart and moves with its partition to another worker):
 * ``source-memory``: the learning memory (``model.state.SourceMemory``);
 * ``incidents``: incidents (model/incidents.py), one dict per incident id, written only while
   handling an event of the incident's source, so it lives in that source's partition;
+* ``source-incidents``: the lifecycle book of a source's incidents (``model.state.SourceIncidents``):
+  which may still resolve, which leave the table when;
 * ``source-rate``: a source's usual rate and gaps (``model.state.RateState``, model/rates.py);
 * ``source-line-counts``: lines per source in tumbling windows of ``CLOGS_RATE_WINDOW`` seconds,
   expiring after ``CLOGS_RATE_HISTORY`` windows (a Faust windowed table).
@@ -12,8 +14,8 @@ recovers after a restart and moves with its partition to another worker):
 from datetime import timedelta
 
 from app.faust_app import app, settings
-from model.state import RateState, SourceMemory, Stats
-from tables.records import MEMORY, RATE, STATS
+from model.state import RateState, SourceIncidents, SourceMemory, Stats
+from tables.records import BOOK, MEMORY, RATE, STATS
 
 
 def state_table(name, state_class, codec, help):
@@ -34,6 +36,8 @@ incidents_table = app.Table(
     help="incidents by id (model/incidents.py), in their source's partition",
 )
 
+book_table = state_table("source-incidents", SourceIncidents, BOOK,
+                         "per source: the incidents that may still resolve or leave the table (lifecycle)")
 rate_table = state_table("source-rate", RateState, RATE, "usual line rate and gaps, per log source")
 
 line_counts = app.Table(

@@ -205,6 +205,21 @@ class Elastic:
 
         await self.until_done(f"creating or checking index {index}", index, attempt)
 
+    async def bulk_delete(self, index, ids):
+        """Delete documents by id under the retry policy (one that is gone already is no failure)."""
+        body = b"\n".join([dumps({"delete": {"_index": index, "_id": doc_id}}) for doc_id in ids] + [b""])
+
+        async def attempt():
+            response = await self.es.bulk(operations=body, filter_path=BULK_RESPONSE)
+            for item in response["items"] if response.get("errors") else ():
+                result = item["delete"]
+                status = result.get("status", 500)
+                if status >= 300 and status != 404:
+                    raise NotDone(f"deleting {result['_id']} failed", status, error_type(result.get("error")),
+                                  result.get("error"))
+
+        await self.until_done(f"deleting {len(ids)} documents from {index}", index, attempt)
+
     async def bulk_index(self, index, docs):
         """Index docs (each with an "id") until Elasticsearch has accepted all of them, under the
         retry policy; a bulk refused as too large (413) is split in halves.  Returns the documents

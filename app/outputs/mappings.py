@@ -51,13 +51,15 @@ INCIDENT_MAPPING = {
         "severity_band": {"type": "keyword"},  # warning | minor | major | critical
         "max_severity": {"type": "integer"},   # of its worst line
         "kind": {"type": "keyword"},           # content | rate | silence
-        "status": {"type": "keyword"},         # open | acknowledged | normal | suppressed
+        "status": {"type": "keyword"},         # open | acknowledged | normal | suppressed | resolved
         "pattern": {"type": "keyword"},
         "summary": {"type": "text"},
         "first_seen": {"type": "date"},
         "last_seen": {"type": "date"},
         "updated_at": {"type": "date"},
         "suppressed_until": {"type": "date"},
+        "resolved_at": {"type": "date"},       # when it resolved by itself (status resolved)
+        "reopened": {"type": "integer"},       # how often it came back after resolving
         "count": {"type": "long"},
         "max_score": {"type": "float"},
         "threshold_used": {"type": "float"},
