@@ -20,11 +20,13 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from app.faust_app import anomalies_topic, app, feedback_topic, redactor, results_topic, settings, ticks_topic
+from app.faust_app import (anomalies_topic, app, feedback_topic, notifications_topic, redactor, results_topic, settings,
+                           ticks_topic)
 from app.outputs.documents import incident_document, line_document
 from model.eventtime import iso
 from model.incidents import (Lifecycle, age, alerting, apply_feedback, count_line, expire, incident_id, new_incident,
                              reopen, resolve, track)
+from model.notifications import notice
 from model.rates import (RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, usual_rate,
                          window_start)
 from model.state import to_dict
@@ -185,6 +187,27 @@ async def publish(source, docs, incidents, now, alert=True, quiet=(), deleted=()
     await send_alerts(alert_messages(source, docs, incidents, now, alert, quiet))
 
 
+def take_notices(incidents):
+    """The notifications the incidents' changes call for (model/notifications.py ``notice``), with the
+    incident document each tells of; each incident notes what it was told, in the table."""
+    notes = []
+    for incident in incidents:
+        before = incident.get("notified")
+        note = notice(incident)
+        if incident.get("notified") != before:
+            incidents_table[incident["incident_id"]] = incident
+        if note is not None:
+            notes.append((note, incident_document(incident, redactor())))
+    return notes
+
+
+async def send_notices(source, notes):
+    """Notifications to the notifications topic (the notifier agent delivers them)."""
+    if notes:
+        await notifications_topic.send(key=source, value={"source": source, "notes": [n for n, _ in notes],
+                                                           "incidents": {n["incident_id"]: d for n, d in notes}})
+
+
 async def send_alerts(messages):
     """Alerts (``alert_messages``) to the anomalies topic."""
     for key, value in messages:
@@ -237,8 +260,10 @@ async def check_sources(stream):
             incidents_table.pop(iid, None)
         if changed or resolved or gone:
             book_table[source] = book
+            notes = take_notices(changed + resolved)
             await publish(source, [], changed + resolved, iso_at(now_s), alert=new_episode,
                           quiet={i["incident_id"] for i in resolved}, deleted=gone)
+            await send_notices(source, notes)
 
 
 @app.agent(feedback_topic, concurrency=1)
@@ -260,8 +285,10 @@ async def apply_operator_feedback(stream):
         book = book_table[incident["source"]]
         track(book, incident)
         book_table[incident["source"]] = book
+        notes = take_notices([incident])
         log.info("incident %s of %s is now %s", incident["incident_id"], incident["source"], incident["status"])
         document = incident_document(incident, redactor())
         await results_topic.send(key=incident["source"], value={"source": incident["source"], "docs": [],
                                                                 "incidents": [document]})
         await anomalies_topic.send(key=incident["source"], value={"type": "incident", **document})
+        await send_notices(incident["source"], notes)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from faust.streams import _current_event
 
 from agents.incidents import (RATES, alert_messages, content_incidents, iso_at, marked_normal, rate_incidents,
-                              send_alerts)
+                              send_alerts, send_notices, take_notices)
 from agents.sink import index_batch, indexing_client
 from app.faust_app import app, metrics, models, redactor, reservoir_topic, scored_topic, settings
 from app.outputs.documents import incident_document
@@ -75,9 +75,11 @@ async def complete(stream, es, events, decided):
     (acked on failure too, as take_events did: the error then stops the agent at its next take, and
     Faust restarts it; nothing stays unacked, which would stall commits, rebalances and shutdown)."""
     try:
-        await index_batch(es, [doc for _, docs, _, _ in decided for doc in docs],
-                          [incident_document(i, redactor()) for _, _, changed, _ in decided for i in changed])
-        await send_alerts(message for *_, alerts in decided for message in alerts)
+        await index_batch(es, [doc for _, docs, _, _, _ in decided for doc in docs],
+                          [incident_document(i, redactor()) for _, _, changed, _, _ in decided for i in changed])
+        await send_alerts(message for _, _, _, alerts, _ in decided for message in alerts)
+        for source, _, _, _, notes in decided:
+            await send_notices(source, notes)
     finally:
         for event in events:
             await stream.ack(event)
@@ -89,8 +91,8 @@ def _report_failure(task):
 
 
 async def decide_batch(batch, rules, rates):
-    """One source's scored batch -> (source, documents, changed incidents, alerts); the tables are
-    written, the reservoir's samples sent."""
+    """One source's scored batch -> (source, documents, changed incidents, alerts, notices); the tables
+    are written, the reservoir's samples sent."""
     source = batch.source
     stats, memory = stats_table[source], memory_table[source]
     counted = dict(stats.offsets)   # per log partition, before this batch
@@ -112,7 +114,7 @@ async def decide_batch(batch, rules, rates):
     changed = content_incidents(source, docs, now, book) + rated
     book_table[source] = book
     await send_samples(source, samples)
-    return source, docs, changed, alert_messages(source, docs, changed, now, quiet=quiet)
+    return source, docs, changed, alert_messages(source, docs, changed, now, quiet=quiet), take_notices(changed)
 
 
 async def send_samples(source, samples):

@@ -17,9 +17,12 @@ from app.kafka.security import faust_credentials
 from app.model_service import ModelService
 from app.outputs.elastic import Elastic
 from app.outputs.metrics import Metrics
+from app.outputs.notify import Delivery
 from app.outputs.redaction import Redactor
 from app.settings import Settings, topics, worker_datadir
 from app.webauth import application_options, warn_if_open
+from model.notifications import routes_from
+from model.rules import load_rules_file
 from tables.records import ScoredBatch
 
 settings = Settings.from_env()
@@ -90,6 +93,9 @@ reservoir_topic = app.topic(names.reservoir, internal=True, key_type=str, key_se
                             value_serializer="raw", partitions=settings.partitions, compacting=True)
 models_topic = app.topic(names.models, internal=True, key_serializer="raw", value_serializer="raw", partitions=1,
                          compacting=True)
+# Incident changes to tell (model/notifications.py), keyed by source: agents/notify.py delivers them.
+notifications_topic = app.topic(names.notifications, internal=True, key_type=str, key_serializer="json",
+                                value_serializer="json", partitions=settings.partitions)
 
 
 
@@ -113,6 +119,19 @@ def redactor():
 def elastic():
     """The worker's Elasticsearch writer (made on first use, by the agent or page that needs it)."""
     return Elastic(settings, metrics=metrics())
+
+
+@cache
+def notification_routes():
+    """The routes of the settings and of CLOGS_NOTIFY_ROUTES (read on first use)."""
+    extra = load_rules_file(settings.notify_routes, "notification routes") if settings.notify_routes else []
+    return routes_from(settings, extra)
+
+
+@cache
+def delivery():
+    """The notifier's HTTP delivery (its session is opened on the first message)."""
+    return Delivery(settings, metrics())
 
 
 @app.task

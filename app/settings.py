@@ -74,6 +74,20 @@ class Settings:
                            help="all: secrets and personal data (e-mails, card numbers, IBANs)")
     redact_rules: Optional[str] = _setting(None, help="a JSON file of extra redaction rules")
     metrics_sources: int = _setting(50, low=1, help="sources with a label of their own on /metrics; the rest: other")
+    # --- Notifications of incident changes (model/notifications.py, agents/notify.py) -----
+    webhook_url: Optional[str] = _setting(None, help="a generic JSON webhook: setting it is enough to start")
+    webhook_secret: Optional[str] = _setting(None, help="HMAC-SHA256 key of the X-Clogs-Signature header")
+    slack_webhook_url: Optional[str] = _setting(None, help="a Slack incoming webhook")
+    alertmanager_url: Optional[str] = _setting(None, help="Prometheus Alertmanager (POST /api/v2/alerts)")
+    notify_routes: Optional[str] = _setting(None, help="a JSON file of routes: [{target, url, min_severity, sources}]")
+    notify_min_severity: int = _setting(25, low=0, help="the least severity notified (25: minor and above)")
+    notify_sources: str = _setting("", help="shell patterns of the sources notified, ','-separated (empty: all)")
+    notify_group_seconds: float = _setting(2.0, low=0, help="a source's changes within this window are one message")
+    notify_retries: int = _setting(8, low=0, help="tries after the first on connection errors, 429 and 5xx")
+    alertmanager_hold_seconds: float = _setting(86400.0, low=60, help="an open incident's alert fires this long "
+                                                "unless it changes (its endsAt)")
+    dashboard_url: Optional[str] = _setting(None, help="the dashboard's address in notifications "
+                                            "(default: http://<web host>:<web port>/)")
     timezone: str = _setting("UTC", help="the zone of line timestamps that state none (IANA name)")
     # --- Incidents, rate and silence --------------------------------------------------
     incident_examples: int = _setting(5, low=0)
@@ -207,16 +221,18 @@ class Topics(NamedTuple):
     models: str       # published checkpoints -> the workers (compacted)
     ticks: str        # the timer's ticks, per source
     feedback: str     # operators' feedback, per source
+    notifications: str   # incident changes to tell -> the notifier agent
 
 
-TABLES = ("source-stats", "source-memory", "incidents", "source-incidents", "source-rate", "source-line-counts")
+TABLES = ("source-stats", "source-memory", "incidents", "source-incidents", "source-rate", "source-line-counts",
+          "notifications-sent")
 
 
 def topics(settings):
     """Every topic of an app: the log, anomalies and dead-letter topics (settings of their own,
     derived from the log topic by default) and the app's internal topics (derived from its id)."""
     internal = {name: f"{settings.app_id}-{name}"
-                for name in ("scored", "results", "reservoir", "models", "ticks", "feedback")}
+                for name in ("scored", "results", "reservoir", "models", "ticks", "feedback", "notifications")}
     return Topics(log=settings.topic, anomalies=settings.anomalies_topic or f"{settings.topic}-anomalies",
                   deadletter=settings.deadletter_topic or f"{settings.topic}-deadletter", **internal)
 
@@ -229,6 +245,10 @@ def changelog_topic(settings, table):
 def internal_prefix(settings):
     """The prefix of every topic the app makes for itself."""
     return f"{settings.app_id}-"
+
+
+def dashboard_url(settings):
+    return settings.dashboard_url or f"http://{settings.web_host}:{settings.web_port}/"
 
 
 def incidents_index(settings):

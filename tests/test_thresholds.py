@@ -185,10 +185,16 @@ def test_a_completion_indexes_then_alerts_then_acks_and_acks_when_indexing_fails
 
     monkeypatch.setattr(threshold, "index_batch", index)
     monkeypatch.setattr(incidents, "anomalies_topic", Alerts())
-    decided = [("a", [{"id": "t-0-1"}, {"id": "t-0-2"}], [], [("a", {"type": "line"})]),
-               ("b", [{"id": "t-1-7"}], [], [])]
+    class Notices:
+        async def send(self, key, value):
+            calls.append(("notice", key, [n["state"] for n in value["notes"]]))
+
+    monkeypatch.setattr(incidents, "notifications_topic", Notices())
+    decided = [("a", [{"id": "t-0-1"}, {"id": "t-0-2"}], [], [("a", {"type": "line"})], []),
+               ("b", [{"id": "t-1-7"}], [], [], [({"incident_id": "i", "state": "opened"}, {})])]
     asyncio.run(threshold.complete(Stream(), None, ["e1", "e2"], decided))
-    assert calls == [("index", ["t-0-1", "t-0-2", "t-1-7"], 0), ("alert", "a", "line"), ("ack", "e1"), ("ack", "e2")]
+    assert calls == [("index", ["t-0-1", "t-0-2", "t-1-7"], 0), ("alert", "a", "line"), ("notice", "b", ["opened"]),
+                     ("ack", "e1"), ("ack", "e2")]
 
     async def failing(es, docs, incidents):
         raise RuntimeError("bulk body failed")

@@ -64,7 +64,8 @@ def internal_topics(settings):
     partitions, names = settings.partitions, topics(settings)
     compacted = {"cleanup.policy": "compact"}
     wanted = {names.scored: (partitions, {}), names.results: (partitions, {}), names.ticks: (partitions, {}),
-              names.feedback: (partitions, {}), names.reservoir: (partitions, compacted),
+              names.feedback: (partitions, {}), names.notifications: (partitions, {}),
+              names.reservoir: (partitions, compacted),
               names.models: (1, compacted)}
     window_ms = int(settings.rate_window * settings.rate_history * 1000)
     for table in TABLES:

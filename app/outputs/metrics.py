@@ -99,6 +99,8 @@ class Metrics:
         self.scored_lines = Counter("clogs_scored_lines", "Lines the model scored", registry=r)
         self.lag_seconds = PlainHistogram("clogs_end_to_end_lag_seconds", "Seconds from a line's ingest to the "
                                           "moment Elasticsearch accepted its bulk request", LAG_BUCKETS)
+        self.notifications = Counter("clogs_notifications", "Notification messages, by target and outcome (sent, "
+                                     "refused: a 4xx, failed: the tries ran out)", ["target", "outcome"], registry=r)
         self.model_info = Gauge("clogs_model_info", "The model version that scores new lines (value 1)",
                                 ["model_version"], registry=r)
         r.register(self)

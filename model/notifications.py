@@ -1,0 +1,142 @@
+"""Notifications of incident state changes: which change of an incident is worth telling (``notice``:
+opened, escalated to a higher severity band, resolved, reopened), its idempotency key (incident,
+state, version), which routes take it, and the bodies a generic JSON webhook, Slack and
+Prometheus Alertmanager expect.  Pure: the worker's notifier agent (agents/notify.py) sends them.
+"""
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .severity import BANDS, band, incident_severity
+
+RANK = {name: rank for rank, (name, _) in enumerate(reversed(BANDS))}   # warning 0 ... critical 3
+TARGETS = ("webhook", "slack", "alertmanager")
+
+
+def notice(incident):
+    """The notification an incident's change calls for, or None; the incident remembers what it was
+    last told (``notified``: status, band, version), in place, so each change is told once."""
+    status = incident["status"]
+    now_band = band(incident_severity(incident))
+    last = incident.get("notified") or {}
+    state = None
+    if status == "open":
+        if not last:
+            state = "opened"
+        elif last.get("status") == "resolved":
+            state = "reopened"
+        elif RANK[now_band] > RANK.get(last.get("band"), 0):   # open, or back from acknowledged / suppressed
+            state = "escalated"
+    elif status == "resolved" and last and last.get("status") != "resolved":
+        state = "resolved"
+    if state is None:
+        if last and status != last.get("status"):   # acknowledged, suppressed, normal: noted, not told
+            incident["notified"] = dict(last, status=status)
+        return None
+    version = int(last.get("version", 0)) + 1
+    incident["notified"] = {"status": status, "band": now_band, "version": version}
+    return {"key": f"{incident['incident_id']}:{state}:{version}", "state": state, "version": version,
+            "incident_id": incident["incident_id"], "source": incident["source"], "severity": incident_severity(incident),
+            "band": now_band}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where notifications go: a target (webhook, slack, alertmanager) at ``url``, for the sources
+    matching ``sources`` (shell patterns; empty: all) at or above ``min_severity``."""
+    target: str
+    url: str
+    min_severity: int = 25
+    sources: tuple = ()
+    secret: str = field(default=None, repr=False)   # webhook: HMAC-SHA256 key of the signature header
+
+    def takes(self, note):
+        if note["state"] != "resolved" and note["severity"] < self.min_severity:
+            return False
+        return not self.sources or any(fnmatch.fnmatchcase(note["source"], p) for p in self.sources)
+
+
+def routes_from(settings, file_routes=()):
+    """The routes of the settings (CLOGS_WEBHOOK_URL, CLOGS_SLACK_WEBHOOK_URL, CLOGS_ALERTMANAGER_URL,
+    with CLOGS_NOTIFY_MIN_SEVERITY and CLOGS_NOTIFY_SOURCES) and of a routes file (a list of
+    {"target", "url", "min_severity", "sources", "secret"})."""
+    sources = tuple(p.strip() for p in (settings.notify_sources or "").split(",") if p.strip())
+    routes = [Route(target, url, settings.notify_min_severity, sources, settings.webhook_secret if target == "webhook"
+                    else None)
+              for target, url in (("webhook", settings.webhook_url), ("slack", settings.slack_webhook_url),
+                                  ("alertmanager", settings.alertmanager_url)) if url]
+    for item in file_routes:
+        if item.get("target") not in TARGETS or not item.get("url"):
+            raise ValueError(f"notification route {item!r}: needs a target ({', '.join(TARGETS)}) and a url")
+        routes.append(Route(item["target"], item["url"], int(item.get("min_severity", settings.notify_min_severity)),
+                            tuple(item.get("sources") or ()), item.get("secret")))
+    return routes
+
+
+def coalesce(notes):
+    """A group's notifications, one per incident: the last one, named for the first if that opened
+    or reopened the incident (an incident that opened and escalated within a group just opened)."""
+    first, last = {}, {}
+    for note in notes:
+        first.setdefault(note["incident_id"], note)
+        last[note["incident_id"]] = note
+    out = []
+    for iid, note in last.items():
+        opening = first[iid]["state"] in ("opened", "reopened") and note["state"] == "escalated"
+        out.append(dict(note, state=first[iid]["state"]) if opening else note)
+    return out
+
+
+def group_key(notes):
+    """The idempotency key of a message that carries these notifications."""
+    return hashlib.blake2b("|".join(sorted(n["key"] for n in notes)).encode(), digest_size=12).hexdigest()
+
+
+def webhook_body(source, notes, incidents):
+    """The generic JSON webhook: one message per source and group, each notification with its incident."""
+    return {"source": source, "idempotency_key": group_key(notes),
+            "notifications": [dict(note, incident=incidents[note["incident_id"]]) for note in notes]}
+
+
+def slack_body(source, notes, incidents, dashboard_url):
+    """A Slack incoming-webhook message: source, summary, severity and a link to the dashboard."""
+    lines = []
+    for note in notes:
+        incident = incidents[note["incident_id"]]
+        lines.append(f"*{note['state']}* · severity *{note['severity']}* ({note['band']}) · {incident['kind']} · "
+                     f"x{incident.get('count', 0)}\n>{str(incident.get('summary') or '')[:300]}")
+    text = f"clogs: {len(notes)} incident change{'s' if len(notes) != 1 else ''} in *{source}*"
+    return {"text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text + "\n" + "\n".join(lines)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{dashboard_url}|open the dashboard>"}]}]}
+
+
+def alertmanager_alerts(notes, incidents, now, hold_seconds, dashboard_url):
+    """Alertmanager's POST /api/v2/alerts body: one alert per incident, firing until ``now`` +
+    ``hold_seconds`` (re-sent on each change) or ended at ``now`` when resolved.  ``now``: a datetime."""
+    from datetime import timedelta
+
+    alerts = []
+    for note in notes:
+        incident = incidents[note["incident_id"]]
+        ends = now if note["state"] == "resolved" else now + timedelta(seconds=hold_seconds)
+        alert = {
+            "labels": {"alertname": "ClogsIncident", "source": note["source"], "kind": incident["kind"],
+                       "incident_id": note["incident_id"], "severity": note["band"]},
+            "annotations": {"summary": str(incident.get("summary") or "")[:500], "severity": str(note["severity"]),
+                            "state": note["state"], "count": str(incident.get("count", 0)), "dashboard": dashboard_url},
+            "endsAt": _rfc3339(ends), "generatorURL": dashboard_url}
+        if note["state"] in ("opened", "reopened"):   # a later change keeps the alert's first start
+            alert["startsAt"] = _rfc3339(now)
+        alerts.append(alert)
+    return alerts
+
+
+def _rfc3339(stamp):
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def encode(body):
+    """The bytes sent (the HMAC signature is over exactly these)."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
