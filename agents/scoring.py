@@ -12,8 +12,9 @@ from functools import lru_cache
 from agents import deadletter
 from app.faust_app import app, log_topic, models, scored_topic, settings
 from app.inputs.records import parse_log_value, record_options
-from model.eventtime import checked_zone, event_time, iso, parse_iso
+from model.eventtime import checked_zone, event_time, iso, parse_iso, stated_time
 from model.online import scored_line
+from model.structured import prepare
 from tables.records import ScoredBatch
 
 CHUNK_LINES = 512
@@ -30,7 +31,7 @@ def times(record, scored_at):
     ingested, ingested_iso = ingest_stamp(record["ingested_at"] if isinstance(record["ingested_at"], str) else None)
     if ingested is None:
         ingested, ingested_iso = ingest_stamp(scored_at)
-    stated = event_time(record["line"], settings.timezone, ingested)
+    stated = stated_time(record.get("stated_time")) or event_time(record["line"], settings.timezone, ingested)
     return ingested_iso, (iso(stated) if stated else None)
 
 
@@ -54,6 +55,9 @@ async def score_lines(stream):
                 record, reason, detail = parse_log_value(event.value, event.message.headers, event.message.key,
                                                          **options)
                 if record is not None:
+                    text, record["line"], extras = prepare(record["line"])   # structured lines, wrappers
+                    record.update(extras)
+                    record["text"] = text
                     record["ingested_at"], record["event_time"] = times(record, scored_at)
                     record["line_no"] = line_number(record["line_no"])
             except (ValueError, TypeError, OverflowError) as exc:
@@ -64,7 +68,7 @@ async def score_lines(stream):
                 good.append((record, event.message))
         if not good:
             continue
-        model_version, results = await models.score([r["line"] for r, _ in good])
+        model_version, results = await models.score([r["text"] for r, _ in good])
         by_source = {}
         for (record, message), result in zip(good, results):
             by_source.setdefault(record["source"], []).append(scored_line(

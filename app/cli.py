@@ -94,10 +94,16 @@ def cmd_score(args, settings):
         scorer = Scorer.from_checkpoint(settings.checkpoint_dir, precision=settings.scorer_precision)
     except CheckpointError as exc:
         sys.exit(f"clogs score: {exc}")
+    from model.structured import prepare
+
     lines = args.line or [line.rstrip("\n") for line in sys.stdin]
-    for line, r in zip(lines, scorer.score_batch(lines)):
-        print(json.dumps({"score": round(r.score, 4), "tokens": r.tokens, "unknown": r.unknown,
-                          "top_tokens": r.top_tokens, "line": line}))
+    prepared = [prepare(line) for line in lines]   # as the worker reads them (JSON, logfmt, wrappers)
+    for line, (_, message, extras), r in zip(lines, prepared, scorer.score_batch([p[0] for p in prepared])):
+        out = {"score": round(r.score, 4), "tokens": r.tokens, "unknown": r.unknown, "top_tokens": r.top_tokens,
+               "line": line}
+        if message != line:
+            out.update(message=message, **{k: extras[k] for k in ("logger", "error") if k in extras})
+        print(json.dumps(out))
 
 
 def add_model_commands(sub, settings):

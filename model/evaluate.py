@@ -18,6 +18,7 @@ from tqdm import tqdm
 from . import metrics
 from .data import read_lines
 from .online import calibration_threshold, judge_batch, new_state, scored_line
+from .structured import prepare
 
 CHUNK = 2048
 
@@ -26,7 +27,8 @@ def score_file(scorer, path, labels="none", progress=True):
     rows, batch = [], []
 
     def flush():
-        for (line_no, line, label), result in zip(batch, scorer.score_batch([b[1] for b in batch])):
+        texts = [prepare(b[1])[0] for b in batch]   # a structured line is scored as the worker scores it
+        for (line_no, line, label), result in zip(batch, scorer.score_batch(texts)):
             rows.append({"line_no": line_no, "line": line, "label": label, "result": result})
         batch.clear()
 

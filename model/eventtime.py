@@ -124,6 +124,22 @@ def checked_zone(name):
     return name
 
 
+def stated_time(value):
+    """A time as a record or a structured line states it -- an ISO 8601 string, or epoch seconds
+    (milliseconds above 1e11) -- as an aware datetime, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, timezone.utc) if seconds > 0 else None
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not re.match(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return None
+    return parse_iso(value.strip())
+
+
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 

@@ -208,6 +208,9 @@ def new_state():
     return Stats(), SourceMemory()
 
 
+LINE_EXTRAS = ("original", "logger", "error", "fields")   # of a structured line (model/structured.py prepare)
+
+
 def scored_line(record, result, model_version, topic, partition, offset, scored_at=None):
     """The scored line that ``judge_batch`` decides: a log record (source, line and where it came
     from), the Scorer's result for it (a LineScore), the model version that scored it and the
@@ -219,4 +222,4 @@ def scored_line(record, result, model_version, topic, partition, offset, scored_
             "kafka_partition": partition, "kafka_offset": offset, "scored_at": scored_at,
             "anomaly_score": result.score, "unknown_tokens": result.unknown, "top_tokens": result.top_tokens,
             "n_tokens": result.tokens, "base": result.base, "novel": result.novel, "pattern": result.pattern,
-            "level": result.level}
+            "level": result.level, **{key: record[key] for key in LINE_EXTRAS if key in record}}

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 from app import jsonio
-from model.eventtime import iso, parse_iso
+from model.eventtime import iso, stated_time
 
 REQUIRED = ("source", "line")
 DEFAULTS = {"file": "", "line_no": 0, "ingested_at": None, "host": ""}
@@ -140,25 +140,10 @@ def _header(headers, name):
 
 def _timestamp(record):
     for name in TIME_FIELDS:
-        stamp = _as_datetime(record.get(name))
+        stamp = stated_time(record.get(name))
         if stamp is not None:
             return iso(stamp)
     return None
-
-
-def _as_datetime(value):
-    """An ISO 8601 string or epoch number -> aware datetime, or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 1e11 else value
-        try:
-            return datetime.fromtimestamp(seconds, timezone.utc) if seconds > 0 else None
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not re.match(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        return None
-    return parse_iso(value.strip())
 
 
 PREVIEW_BYTES = 16_384

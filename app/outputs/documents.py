@@ -5,7 +5,7 @@ redacted.  Their mappings are app/outputs/mappings.py (a test keeps them in step
 """
 from model.incidents import LEVEL_NAMES, document
 
-RENAMED = ("line", "host", "file", "level", "severity")
+RENAMED = ("line", "host", "file", "level", "severity", "original", "logger", "error")
 
 
 def line_document(doc, redactor):
@@ -15,6 +15,15 @@ def line_document(doc, redactor):
     out["host"] = {"name": doc.get("host") or None}
     out["log"] = {"file": {"path": doc.get("file") or None}, "level": LEVEL_NAMES.get(doc.get("level"))}
     out["event"] = {"dataset": doc["source"], "ingested": doc.get("ingested_at"), "severity": doc.get("severity")}
+    if doc.get("logger"):
+        out["log"]["logger"] = doc["logger"]
+    if doc.get("original"):   # the line as written, when clogs read a structured or wrapped line
+        out["event"]["original"] = doc["original"]
+    if doc.get("error"):
+        error = str(doc["error"])
+        out["error"] = {"message": error.splitlines()[0][:1000] if error.strip() else error}
+        if "\n" in error.strip():
+            out["error"]["stack_trace"] = error
     out["top_tokens"] = list(doc.get("top_tokens") or ())
     redactor.redact_document(out)
     return out

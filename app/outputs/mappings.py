@@ -12,9 +12,14 @@ MAPPING = {
         "message": {"type": "text"},
         "host": {"properties": {"name": {"type": "keyword"}}},
         "log": {"properties": {"file": {"properties": {"path": {"type": "keyword"}}},
-                               "level": {"type": "keyword"}}},
+                               "level": {"type": "keyword"}, "logger": {"type": "keyword"}}},
         "event": {"properties": {"dataset": {"type": "keyword"}, "ingested": {"type": "date"},
-                                 "severity": {"type": "long"}}},   # 0-100 (model/severity.py)
+                                 "severity": {"type": "long"},   # 0-100 (model/severity.py)
+                                 "original": {"type": "keyword", "index": False, "doc_values": False}}},
+        "error": {"properties": {"message": {"type": "text"}, "stack_trace": {"type": "text", "index": False}}},
+        # the other fields of a structured line (at most 32, model/structured.py): one field in the
+        # mapping whatever the keys, so a noisy logger cannot explode it
+        "fields": {"type": "flattened"},
         # clogs' own
         "source": {"type": "keyword"},
         # "index": False: kept, sortable and aggregatable (doc values), but no search structure -- for

@@ -1,7 +1,8 @@
 """Delivering notifications over HTTP: a generic JSON webhook (signed with HMAC-SHA256 when a secret is
 set), Slack incoming webhooks and Prometheus Alertmanager.  Connection errors, timeouts, 429 and 5xx
 are tried again with back-off; any other 4xx is not -- it is logged loudly and counted, since a
-retry would fail the same way.  Each message carries its idempotency key (``X-Clogs-Idempotency-Key``).
+retry would fail the same way.  Each notification carries its own key (incident, state, version) and
+each message one of its group (``X-Clogs-Idempotency-Key``).
 """
 import asyncio
 import hashlib

@@ -303,6 +303,17 @@ def redact_document(doc, redactor, counts=None):
 
     for key in ("message", "line", "value_preview", "summary", "detail"):
         apply(doc, key)
+    for holder, keys in ((doc.get("event"), ("original",)), (doc.get("error"), ("message", "stack_trace"))):
+        if isinstance(holder, dict):   # a structured line's raw form and its error
+            for key in keys:
+                apply(holder, key)
+    fields = doc.get("fields")
+    if isinstance(fields, dict):   # a structured line's other fields: redacted as key=value, so a
+        for key, value in fields.items():   # password field is known by its key
+            if isinstance(value, str) and value:
+                pair = {"text": f"{key}={value}"}
+                apply(pair, "text")
+                fields[key] = pair["text"].split("=", 1)[1] if "=" in pair["text"] else pair["text"]
     for example in doc.get("examples") or ():
         if isinstance(example, dict):
             apply(example, "message")

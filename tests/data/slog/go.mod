@@ -1,0 +1,3 @@
+module clogs.test/slog
+
+go 1.21
