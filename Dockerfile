@@ -16,7 +16,7 @@ COPY streaming_process.py ./
 COPY scripts/make_demo_data.py ./scripts/make_demo_data.py
 COPY data/loghub ./data/loghub
 
-ENV CLOGS_BROKER=kafka://kafka:9092 \
+ENV CLOGS_BROKER=kafka://kafka:29092 \
     CLOGS_ES_URL=http://elasticsearch:9200 \
     CLOGS_CHECKPOINT_DIR=/opt/clogs/checkpoints \
     CLOGS_DATA_DIR=/var/lib/clogs \

@@ -20,8 +20,8 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from app.faust_app import (anomalies_topic, app, feedback_topic, notifications_topic, redactor, results_topic, settings,
-                           ticks_topic)
+from app.faust_app import (anomalies_topic, app, feedback_topic, notification_routes, notifications_topic, redactor,
+                           results_topic, settings, ticks_topic)
 from app.outputs.documents import incident_document, line_document
 from model.eventtime import iso
 from model.incidents import (Lifecycle, age, alerting, apply_feedback, count_line, expire, incident_id, new_incident,
@@ -189,14 +189,15 @@ async def publish(source, docs, incidents, now, alert=True, quiet=(), deleted=()
 
 def take_notices(incidents):
     """The notifications the incidents' changes call for (model/notifications.py ``notice``), with the
-    incident document each tells of; each incident notes what it was told, in the table."""
-    notes = []
+    incident document each tells of; each incident notes what it was told, in the table.  None when
+    no route is configured (the incidents still note what they would have told)."""
+    notes, routes = [], notification_routes()
     for incident in incidents:
         before = incident.get("notified")
         note = notice(incident)
         if incident.get("notified") != before:
             incidents_table[incident["incident_id"]] = incident
-        if note is not None:
+        if note is not None and routes:
             notes.append((note, incident_document(incident, redactor())))
     return notes
 
