@@ -82,3 +82,49 @@ def test_bodies_and_the_signature():
     assert headers["X-Clogs-Signature"] == "sha256=" + hmac.new(b"k", data, hashlib.sha256).hexdigest()
     assert json.loads(data) == hook and headers["X-Clogs-Idempotency-Key"] == "key-1"
     assert delivery.request(Route("alertmanager", "http://am:9093/"), [], "k")[0] == "http://am:9093/api/v2/alerts"
+
+
+def test_delivery_retries_5xx_and_429_but_not_other_4xx_and_counts_each_outcome():
+    """app/outputs/notify.py against a real local HTTP server: 503, 429, then 200 is delivered on
+    the third try; a 400 is not tried again; a server that keeps failing is given up after the tries."""
+    import asyncio
+    import socket
+
+    from aiohttp import web
+
+    from app.outputs.metrics import Metrics
+
+    answers, seen = {"/flaky": [503, 429, 200], "/bad": [400, 200], "/down": [500] * 10}, []
+
+    async def handle(request):
+        seen.append(request.path)
+        return web.Response(status=answers[request.path].pop(0))
+
+    async def scenario():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        app = web.Application()
+        app.router.add_post("/{path}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        metrics = Metrics()
+        delivery = Delivery(Settings.from_env({"CLOGS_NOTIFY_RETRIES": "2"}), metrics)
+        note = {"key": "i:opened:1", "state": "opened", "incident_id": "i", "source": "s", "severity": 60,
+                "band": "major", "version": 1}
+        incidents = {"i": {"incident_id": "i", "kind": "content", "summary": "x"}}
+        try:
+            results = [await delivery.send(Route("webhook", f"http://127.0.0.1:{port}{path}"), "s", [note], incidents)
+                       for path in ("/flaky", "/bad", "/down")]
+        finally:
+            await delivery.close()
+            await runner.cleanup()
+        return results, metrics
+
+    results, metrics = asyncio.run(scenario())
+    assert results == [True, False, False]
+    assert seen == ["/flaky"] * 3 + ["/bad"] + ["/down"] * 3
+    counted = {(s.labels["outcome"]): s.value for family in metrics.notifications.collect() for s in family.samples
+               if s.name.endswith("_total")}
+    assert counted == {"sent": 1.0, "refused": 1.0, "failed": 1.0}

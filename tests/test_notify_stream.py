@@ -174,7 +174,11 @@ def test_fifty_repeats_are_one_notification_and_alertmanager_shows_the_alert_the
         worker.stop()
 
 
-def test_a_sigkill_while_a_notification_is_in_flight_loses_none(services, names, tmp_path, receiver):
+@pytest.mark.parametrize("successor", ["the same worker", "another worker"])
+def test_a_sigkill_while_a_notification_is_in_flight_loses_none(services, names, tmp_path, receiver, successor):
+    """Killed with SIGKILL while its message is in flight, the worker is restarted -- or another worker,
+    with no local state of its own, takes its partitions over and recovers the tables from their
+    changelogs: what was in flight is told again with the same keys, nothing else twice."""
     run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "2")
     env = {"CLOGS_WEBHOOK_URL": receiver.url("/hook"), "CLOGS_NOTIFY_RETRIES": "20"}
     worker = Worker(names, tmp_path / "state", extra=("--learning-lines", "100"), partitions=2, env=env).start()
@@ -186,7 +190,8 @@ def test_a_sigkill_while_a_notification_is_in_flight_loses_none(services, names,
         in_flight = {n["key"] for r in receiver.received for n in r["json"]["notifications"]}
         worker.stop(signal.SIGKILL)
         receiver.let_go()
-        worker = Worker(names, tmp_path / "state", extra=("--learning-lines", "100"), partitions=2, env=env).start()
+        folder = tmp_path / ("state" if successor == "the same worker" else "state-of-another")
+        worker = Worker(names, folder, extra=("--learning-lines", "100"), partitions=2, env=env).start()
 
         def told():
             return [n["key"] for r in receiver.received for n in r["json"]["notifications"]]
