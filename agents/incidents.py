@@ -24,13 +24,13 @@ from app.faust_app import (anomalies_topic, app, feedback_topic, notification_ro
                            results_topic, settings, ticks_topic)
 from app.outputs.documents import incident_document, line_document
 from model.eventtime import iso
-from model.incidents import (Lifecycle, age, alerting, apply_feedback, count_line, expire, incident_id, new_incident,
+from model.incidents import (Lifecycle, advance, age, alerting, apply_feedback, count_line, expire, incident_id, new_incident,
                              reopen, resolve, track)
 from model.notifications import notice
 from model.rates import (RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, usual_rate,
                          window_start)
 from model.state import to_dict
-from tables.stats import add_lines, book_table, incidents_table, lines_in, rate_table, stats_table
+from tables.stats import add_lines, book_table, incidents_table, lines_in, rate_table, sent_table, stats_table
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,9 @@ def content_incidents(source, docs, now, book):
     document gets its ``incident_id``; the source's ``book`` (model/state.py ``SourceIncidents``)
     notes them and how far the source's lines have come.  Returns the incidents that changed."""
     known, changed = {}, {}
+    advance(book, docs)
     for doc in docs:
         stamp = doc.get("@timestamp")
-        if stamp and stamp > book.watermark:
-            book.watermark = stamp
         pattern = doc["pattern_id"]
         if pattern not in known:
             iid = incident_id(source, "content", pattern)
@@ -251,6 +250,7 @@ async def check_sources(stream):
             continue
         now_s = time.time()
         book = book_table[source]
+        held = (len(book.active), len(book.resolved))
         changed, new_episode = silence_incident(source, now_s, policy, watching_since)
         for incident in changed:
             track(book, incident)
@@ -259,8 +259,10 @@ async def check_sources(stream):
             incidents_table[incident["incident_id"]] = incident
         for iid in gone:
             incidents_table.pop(iid, None)
-        if changed or resolved or gone:
+            sent_table.pop(iid, None)   # a later recurrence is a new incident: its notifications start afresh
+        if changed or resolved or gone or (len(book.active), len(book.resolved)) != held:
             book_table[source] = book
+        if changed or resolved or gone:
             notes = take_notices(changed + resolved)
             await publish(source, [], changed + resolved, iso_at(now_s), alert=new_episode,
                           quiet={i["incident_id"] for i in resolved}, deleted=gone)

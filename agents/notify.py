@@ -9,9 +9,8 @@ runs in this agent alone, so a slow or unreachable receiver never holds up scori
 from agents.threshold import handling
 from app.faust_app import app, delivery, notification_routes, notifications_topic, settings
 from model.notifications import coalesce
+from tables.stats import sent_table
 
-sent_table = app.Table("notifications-sent", key_type=str, partitions=settings.partitions,
-                       help="per incident: the last notification version delivered")
 GROUP = 200   # notification messages taken at most at once
 
 

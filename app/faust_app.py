@@ -65,6 +65,10 @@ def prepare_worker(sender, **kwargs):
     each worker's table state (Faust makes only the last level)."""
     faust_fixes.apply(settings.fetch_max_wait)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        notification_routes()   # a bad routes file stops the worker here, not every batch later
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"clogs worker: {exc}") from None
 
 
 # The log topic is created by `clogs topic` (Faust only declares its internal topics).

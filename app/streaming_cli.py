@@ -110,7 +110,12 @@ def preflight(settings):
             _die("consume", f"checkpoint file missing: {folder / name}; {checkpoint.FIX}")
     try:
         checked_zone(settings.timezone)
-    except ValueError as exc:
+        if settings.notify_routes:
+            from model.notifications import routes_from
+            from model.rules import load_rules_file
+
+            routes_from(settings, load_rules_file(settings.notify_routes, "notification routes"))
+    except (ValueError, FileNotFoundError) as exc:
         _die("consume", exc)
 
     async def probe():

@@ -195,6 +195,19 @@ def age(book, lookup, policy, now_wall):
     return resolved, gone
 
 
+def advance(book, docs, max_ahead=86400.0):
+    """Move the source's watermark to the latest time its decided lines state -- but not past their
+    arrival by more than ``max_ahead`` seconds: a date in a line's text ("valid until 2031") is no
+    watermark, and would resolve every incident of the source at once."""
+    arrived = parse_iso(max((doc.get("ingested_at") or "" for doc in docs), default=""))
+    horizon = (arrived + timedelta(seconds=max_ahead)).isoformat(timespec="milliseconds") if arrived else None
+    for doc in docs:
+        stamp = doc.get("@timestamp")
+        if stamp and stamp > book.watermark and (horizon is None or stamp <= horizon):
+            book.watermark = stamp
+    return book
+
+
 def _seconds(earlier, later):
     """Seconds from one ISO time to another (0 when either is missing)."""
     start, end = parse_iso(earlier), parse_iso(later)

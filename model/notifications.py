@@ -31,13 +31,18 @@ def notice(incident):
     elif status == "resolved" and last and last.get("status") != "resolved":
         state = "resolved"
     if state is None:
-        if last and status != last.get("status"):   # acknowledged, suppressed, normal: noted, not told
+        # acknowledged, suppressed, normal: noted, not told -- but an incident told resolved stays
+        # resolved for what it was told (an ack on it must not make its next resolution news)
+        if last and status != last.get("status") and last.get("status") != "resolved":
             incident["notified"] = dict(last, status=status)
         return None
     version = int(last.get("version", 0)) + 1
-    incident["notified"] = {"status": status, "band": now_band, "version": version}
+    severity = incident_severity(incident)
+    if state == "resolved":   # an end is as severe as what was told of the incident
+        severity, now_band = last.get("severity", severity), last.get("band", now_band)
+    incident["notified"] = {"status": status, "band": now_band, "version": version, "severity": severity}
     return {"key": f"{incident['incident_id']}:{state}:{version}", "state": state, "version": version,
-            "incident_id": incident["incident_id"], "source": incident["source"], "severity": incident_severity(incident),
+            "incident_id": incident["incident_id"], "source": incident["source"], "severity": severity,
             "band": now_band}
 
 
@@ -52,7 +57,7 @@ class Route:
     secret: str = field(default=None, repr=False)   # webhook: HMAC-SHA256 key of the signature header
 
     def takes(self, note):
-        if note["state"] != "resolved" and note["severity"] < self.min_severity:
+        if note["severity"] < self.min_severity:   # a resolution carries the severity it was told at
             return False
         return not self.sources or any(fnmatch.fnmatchcase(note["source"], p) for p in self.sources)
 
@@ -66,25 +71,31 @@ def routes_from(settings, file_routes=()):
                     else None)
               for target, url in (("webhook", settings.webhook_url), ("slack", settings.slack_webhook_url),
                                   ("alertmanager", settings.alertmanager_url)) if url]
+    if not isinstance(file_routes, (list, tuple)):
+        raise ValueError("the notification routes file must hold a list of routes")
     for item in file_routes:
-        if item.get("target") not in TARGETS or not item.get("url"):
+        if not isinstance(item, dict) or item.get("target") not in TARGETS or not item.get("url"):
             raise ValueError(f"notification route {item!r}: needs a target ({', '.join(TARGETS)}) and a url")
-        routes.append(Route(item["target"], item["url"], int(item.get("min_severity", settings.notify_min_severity)),
-                            tuple(item.get("sources") or ()), item.get("secret")))
+        try:
+            routes.append(Route(item["target"], item["url"], int(item.get("min_severity", settings.notify_min_severity)),
+                                tuple(item.get("sources") or ()), item.get("secret")))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"notification route {item!r}: {exc}") from None
     return routes
 
 
 def coalesce(notes):
-    """A group's notifications, one per incident: the last one, named for the first if that opened
-    or reopened the incident (an incident that opened and escalated within a group just opened)."""
-    first, last = {}, {}
+    """A group's notifications in order, an escalation folded into the notification before it of the
+    same incident (an incident that opened and escalated within a group just opened, with the later
+    severity); an end and a new start are both told."""
+    out, last = [], {}
     for note in notes:
-        first.setdefault(note["incident_id"], note)
-        last[note["incident_id"]] = note
-    out = []
-    for iid, note in last.items():
-        opening = first[iid]["state"] in ("opened", "reopened") and note["state"] == "escalated"
-        out.append(dict(note, state=first[iid]["state"]) if opening else note)
+        before = last.get(note["incident_id"])
+        if note["state"] == "escalated" and before is not None and out[before]["state"] != "resolved":
+            out[before] = dict(note, state=out[before]["state"])
+        else:
+            last[note["incident_id"]] = len(out)
+            out.append(note)
     return out
 
 

@@ -85,7 +85,7 @@ def _from_fields(fields, kind):
         return _keys_only(kind, level, time, logger, error, rest) if rest else None
     head = f"{str(level).upper()} " if level else ""
     text = f"{head}{message}"
-    if error and error not in message:
+    if error and str(error) not in str(message):
         text += f" {str(error).splitlines()[0][:200]}"
     return Structured(kind, str(message), text, _text(level), time, _text(logger), _text(error), _bounded(rest))
 
@@ -93,7 +93,8 @@ def _from_fields(fields, kind):
 def _keys_only(kind, level, time, logger, error, rest):
     """A line without a message: the model scores its keys and values (masked by the normaliser)."""
     head = f"{str(level).upper()} " if level else ""
-    body = " ".join(f"{k}={v}" for k, v in rest.items())
+    body = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) and (' ' in v or not v) else v}"
+                    for k, v in rest.items())   # a value with spaces stays quoted: the redaction sees it whole
     return Structured(kind, body, f"{head}{body}", _text(level), time, _text(logger), _text(error), _bounded(rest))
 
 

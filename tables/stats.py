@@ -7,6 +7,8 @@ recovers after a restart and moves with its partition to another worker):
   handling an event of the incident's source, so it lives in that source's partition;
 * ``source-incidents``: the lifecycle book of a source's incidents (``model.state.SourceIncidents``):
   which may still resolve, which leave the table when;
+* ``notifications-sent``: per incident, the last notification version delivered (it leaves with
+  its incident, so a pattern that recurs later starts its notifications afresh);
 * ``source-rate``: a source's usual rate and gaps (``model.state.RateState``, model/rates.py);
 * ``source-line-counts``: lines per source in tumbling windows of ``CLOGS_RATE_WINDOW`` seconds,
   expiring after ``CLOGS_RATE_HISTORY`` windows (a Faust windowed table).
@@ -39,6 +41,8 @@ incidents_table = app.Table(
 book_table = state_table("source-incidents", SourceIncidents, BOOK,
                          "per source: the incidents that may still resolve or leave the table (lifecycle)")
 rate_table = state_table("source-rate", RateState, RATE, "usual line rate and gaps, per log source")
+sent_table = app.Table("notifications-sent", key_type=str, partitions=settings.partitions,
+                       help="per incident: the last notification version delivered (agents/notify.py)")
 
 line_counts = app.Table(
     "source-line-counts",

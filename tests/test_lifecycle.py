@@ -1,6 +1,6 @@
 """The incident lifecycle (model/incidents.py): resolution after a quiet period in the incident's own
 time, reopening on recurrence, retention, and the bound on a source's incidents."""
-from model.incidents import Lifecycle, age, apply_feedback, new_incident, reopen, resolve, track
+from model.incidents import Lifecycle, advance, age, apply_feedback, new_incident, reopen, resolve, track
 from model.state import SourceIncidents
 
 POLICY = Lifecycle(content_quiet=60, rate_quiet=30, retention=120, max_active=3)
@@ -68,3 +68,14 @@ def test_at_most_max_active_incidents_wait_the_least_recently_seen_resolve_first
     book = book_of(*many, watermark=110)
     resolved, _ = age(book, table.get, POLICY, at(0))
     assert [i["pattern"] for i in resolved] == ["p0", "p1"] and len(book.active) == 3
+
+
+def test_the_watermark_follows_the_lines_but_not_a_date_far_past_their_arrival():
+    book = SourceIncidents()
+    arrived = "2026-01-05T10:05:00.000+00:00"
+    advance(book, [{"@timestamp": at(100), "ingested_at": arrived}, {"@timestamp": at(50), "ingested_at": arrived}])
+    assert book.watermark == at(100)
+    advance(book, [{"@timestamp": "2031-05-01T00:00:00.000+00:00", "ingested_at": arrived}])   # "valid until 2031"
+    assert book.watermark == at(100)
+    advance(book, [{"@timestamp": "2005-06-03T15:42:50.000+00:00", "ingested_at": arrived}])   # an old log replayed
+    assert book.watermark == at(100)

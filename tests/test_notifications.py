@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from app.outputs.notify import Delivery
 from app.settings import Settings
-from model.incidents import new_incident, reopen, resolve
+from model.incidents import apply_feedback, new_incident, reopen, resolve
 from model.notifications import Route, alertmanager_alerts, coalesce, notice, routes_from, slack_body, webhook_body
 
 
@@ -48,6 +48,30 @@ def test_a_group_tells_an_incident_once_opened_and_escalated_is_opened():
              {"incident_id": "a", "state": "escalated", "version": 2, "severity": 80}]
     assert coalesce(notes) == [{"incident_id": "a", "state": "opened", "version": 2, "severity": 80},
                                {"incident_id": "b", "state": "resolved", "version": 3}]
+    again = [{"incident_id": "c", "state": "resolved", "version": 2}, {"incident_id": "c", "state": "reopened", "version": 3},
+             {"incident_id": "c", "state": "escalated", "version": 4}]
+    assert [(n["state"], n["version"]) for n in coalesce(again)] == [("resolved", 2), ("reopened", 4)]
+
+
+def test_an_ack_on_a_resolved_incident_does_not_make_its_next_resolution_news():
+    one = incident(60)
+    notice(one)
+    resolve(one, "2026-01-05T11:00:00.000+00:00")
+    assert notice(one)["state"] == "resolved"
+    apply_feedback(one, "ack", "2026-01-05T11:01:00.000+00:00")
+    assert notice(one) is None
+    resolve(one, "2026-01-05T11:02:00.000+00:00")
+    assert notice(one) is None
+    reopen(one, "2026-01-05T12:00:00.000+00:00")
+    assert notice(one)["state"] == "reopened"
+
+
+def test_a_bad_routes_file_is_named():
+    import pytest
+
+    for bad in ([{"target": "webhook", "url": "http://x", "min_severity": "high"}], ["webhook"], {"target": "slack"}):
+        with pytest.raises(ValueError, match="route"):
+            routes_from(Settings.from_env({}), bad)
 
 
 def test_routes_filter_by_severity_and_source_and_come_from_settings_and_a_file():
@@ -59,7 +83,8 @@ def test_routes_filter_by_severity_and_source_and_come_from_settings_and_a_file(
     note = {"source": "payments", "state": "opened", "severity": 60}
     assert hook.takes(note) and not slack.takes(note)
     assert not hook.takes(dict(note, source="inventory")) and not hook.takes(dict(note, severity=49))
-    assert hook.takes(dict(note, severity=10, state="resolved"))               # an end is always told
+    assert hook.takes(dict(note, state="resolved"))     # an end carries the severity it was told at
+    assert not hook.takes(dict(note, severity=10, state="resolved"))   # never told: its end is not either
     assert routes_from(Settings.from_env({})) == []
 
 

@@ -308,9 +308,14 @@ def redact_document(doc, redactor, counts=None):
             for key in keys:
                 apply(holder, key)
     fields = doc.get("fields")
-    if isinstance(fields, dict):   # a structured line's other fields: redacted as key=value, so a
-        for key, value in fields.items():   # password field is known by its key
-            if isinstance(value, str) and value:
+    if isinstance(fields, dict):   # a structured line's other fields: a field named like a secret is
+        for key, value in fields.items():   # redacted whole, the others as key=value
+            if redactor.mode != "off" and _SECRET_KEY.search(str(key)) and value not in (None, "", REDACTED):
+                fields[key] = REDACTED
+                total += 1
+                if counts is not None:
+                    counts["secret_field"] = counts.get("secret_field", 0) + 1
+            elif isinstance(value, str) and value:
                 pair = {"text": f"{key}={value}"}
                 apply(pair, "text")
                 fields[key] = pair["text"].split("=", 1)[1] if "=" in pair["text"] else pair["text"]
@@ -345,6 +350,7 @@ def redact_document(doc, redactor, counts=None):
 
 
 _MASK = re.compile(r"<[A-Z]+>")
+_SECRET_KEY = re.compile(r"(?i)(?:^|[_.-])" + _KEYWORDS + r"$|^" + _KEYWORDS + r"(?:[_.-]|$)")
 
 
 def _pieces_remain(token, texts):
