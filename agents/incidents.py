@@ -26,7 +26,7 @@ from app.outputs.documents import incident_document, line_document
 from model.eventtime import iso
 from model.incidents import (Lifecycle, advance, age, alerting, apply_feedback, count_line, expire, incident_id, new_incident,
                              reopen, resolve, track)
-from model.notifications import notice
+from model.notifications import notice, undelivered
 from model.rates import (RatePolicy, is_burst, is_silent, note_lines, roll, silence_after, usual_rate,
                          window_start)
 from model.state import to_dict
@@ -244,6 +244,7 @@ async def tick_owned_sources():
 async def check_sources(stream):
     policy = RATES
     watching_since = time.time()
+    waiting = {}   # incident id -> since when its last notification has been seen undelivered
     async for tick in stream:
         source = tick["source"]
         if source not in stats_table:   # the partition moved to another worker since the tick
@@ -267,6 +268,25 @@ async def check_sources(stream):
             await publish(source, [], changed + resolved, iso_at(now_s), alert=new_episode,
                           quiet={i["incident_id"] for i in resolved}, deleted=gone)
             await send_notices(source, notes)
+        await send_notices(source, untold(book, waiting, now_s))
+
+
+def untold(book, waiting, now_s, patience=30.0):
+    """The source's notifications that a crash between deciding and sending left untold: an
+    incident's last one, undelivered for ``patience`` seconds of ticks, is sent again (the notifier
+    drops it if it was delivered meanwhile)."""
+    if not notification_routes():
+        return []
+    notes = []
+    for iid in [*book.active, *book.resolved]:
+        incident = incidents_table.get(iid)
+        note = undelivered(incident, sent_table.get(iid)) if incident else None
+        if note is None:
+            waiting.pop(iid, None)
+        elif now_s - waiting.setdefault(iid, now_s) >= patience:
+            waiting[iid] = now_s
+            notes.append((note, incident_document(incident, redactor())))
+    return notes
 
 
 @app.agent(feedback_topic, concurrency=1)

@@ -23,7 +23,8 @@ async def deliver_notifications(stream):
             value = event.value
             notes, incidents, last = by_source.setdefault(value["source"], ([], {}, [None]))
             for note in value["notes"]:
-                if note["version"] > (sent_table.get(note["incident_id"]) or 0):
+                if note["version"] > (sent_table.get(note["incident_id"]) or 0) and \
+                        all(n["key"] != note["key"] for n in notes):   # a note sent again after a crash
                     notes.append(note)
                     incidents[note["incident_id"]] = value["incidents"][note["incident_id"]]
             last[0] = event

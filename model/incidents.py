@@ -240,7 +240,7 @@ def parse_duration(text):
 def document(incident):
     """The incidents-index document: the incident with the ECS names Kibana expects, and its severity
     (``event.severity``, 0-100) and band (model/severity.py)."""
-    doc = {k: v for k, v in incident.items() if k not in ("offsets", "level")}
+    doc = {k: v for k, v in incident.items() if k not in ("offsets", "level", "notified")}
     doc["@timestamp"] = incident["last_seen"]
     severity = incident_severity(incident)
     doc["event"] = {"dataset": incident["source"], "severity": severity}

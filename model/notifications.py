@@ -40,10 +40,19 @@ def notice(incident):
     severity = incident_severity(incident)
     if state == "resolved":   # an end is as severe as what was told of the incident
         severity, now_band = last.get("severity", severity), last.get("band", now_band)
-    incident["notified"] = {"status": status, "band": now_band, "version": version, "severity": severity}
-    return {"key": f"{incident['incident_id']}:{state}:{version}", "state": state, "version": version,
+    note = {"key": f"{incident['incident_id']}:{state}:{version}", "state": state, "version": version,
             "incident_id": incident["incident_id"], "source": incident["source"], "severity": severity,
             "band": now_band}
+    incident["notified"] = {"status": status, "band": now_band, "version": version, "severity": severity, "note": note}
+    return note
+
+
+def undelivered(incident, delivered_version):
+    """The incident's last notification if it is not delivered yet (its version above the one the
+    notifier recorded), else None: what a crash between deciding and sending left untold."""
+    told = incident.get("notified") or {}
+    note = told.get("note")
+    return note if note and told.get("version", 0) > (delivered_version or 0) else None
 
 
 @dataclass(frozen=True)

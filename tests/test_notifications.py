@@ -153,3 +153,17 @@ def test_delivery_retries_5xx_and_429_but_not_other_4xx_and_counts_each_outcome(
     counted = {(s.labels["outcome"]): s.value for family in metrics.notifications.collect() for s in family.samples
                if s.name.endswith("_total")}
     assert counted == {"sent": 1.0, "refused": 1.0, "failed": 1.0}
+
+
+def test_an_incident_knows_its_last_notification_until_it_is_delivered():
+    from model.notifications import undelivered
+
+    one = incident(60)
+    note = notice(one)
+    assert undelivered(one, None) == note and undelivered(one, 0) == note   # decided, not sent (a crash)
+    assert undelivered(one, 1) is None                                      # the notifier recorded it
+    resolve(one, "2026-01-05T11:00:00.000+00:00")
+    ended = notice(one)
+    assert undelivered(one, 1) == ended and ended["version"] == 2
+    assert undelivered(incident(60), None) is None                          # nothing told yet
+    assert "notified" not in __import__("model.incidents").incidents.document(one)
