@@ -22,7 +22,6 @@ from app.outputs.redaction import Redactor
 from app.settings import Settings, topics, worker_datadir
 from app.webauth import application_options, warn_if_open
 from model.notifications import routes_from
-from model.rules import load_rules_file
 from tables.records import ScoredBatch
 
 settings = Settings.from_env()
@@ -128,8 +127,7 @@ def elastic():
 @cache
 def notification_routes():
     """The routes of the settings and of CLOGS_NOTIFY_ROUTES (read on first use)."""
-    extra = load_rules_file(settings.notify_routes, "notification routes") if settings.notify_routes else []
-    return routes_from(settings, extra)
+    return routes_from(settings)
 
 
 @cache

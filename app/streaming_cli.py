@@ -110,11 +110,9 @@ def preflight(settings):
             _die("consume", f"checkpoint file missing: {folder / name}; {checkpoint.FIX}")
     try:
         checked_zone(settings.timezone)
-        if settings.notify_routes:
-            from model.notifications import routes_from
-            from model.rules import load_rules_file
+        from model.notifications import routes_from
 
-            routes_from(settings, load_rules_file(settings.notify_routes, "notification routes"))
+        routes_from(settings)   # a bad CLOGS_NOTIFY_ROUTES file is named now
     except (ValueError, FileNotFoundError) as exc:
         _die("consume", exc)
 

@@ -7,7 +7,9 @@ import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from .rules import load_rules_file
 from .severity import BANDS, band, incident_severity
 
 RANK = {name: rank for rank, (name, _) in enumerate(reversed(BANDS))}   # warning 0 ... critical 3
@@ -71,10 +73,13 @@ class Route:
         return not self.sources or any(fnmatch.fnmatchcase(note["source"], p) for p in self.sources)
 
 
-def routes_from(settings, file_routes=()):
+def routes_from(settings, file_routes=None):
     """The routes of the settings (CLOGS_WEBHOOK_URL, CLOGS_SLACK_WEBHOOK_URL, CLOGS_ALERTMANAGER_URL,
     with CLOGS_NOTIFY_MIN_SEVERITY and CLOGS_NOTIFY_SOURCES) and of a routes file (a list of
-    {"target", "url", "min_severity", "sources", "secret"})."""
+    {"target", "url", "min_severity", "sources", "secret"}): ``file_routes``, else the file
+    CLOGS_NOTIFY_ROUTES names, if any."""
+    if file_routes is None:
+        file_routes = load_rules_file(settings.notify_routes, "notification routes") if settings.notify_routes else []
     sources = tuple(p.strip() for p in (settings.notify_sources or "").split(",") if p.strip())
     routes = [Route(target, url, settings.notify_min_severity, sources, settings.webhook_secret if target == "webhook"
                     else None)
@@ -135,8 +140,6 @@ def slack_body(source, notes, incidents, dashboard_url):
 def alertmanager_alerts(notes, incidents, now, hold_seconds, dashboard_url):
     """Alertmanager's POST /api/v2/alerts body: one alert per incident, firing until ``now`` +
     ``hold_seconds`` (re-sent on each change) or ended at ``now`` when resolved.  ``now``: a datetime."""
-    from datetime import timedelta
-
     alerts = []
     for note in notes:
         incident = incidents[note["incident_id"]]
