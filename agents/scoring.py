@@ -1,24 +1,41 @@
-"""The scoring agent: log topic -> micro-batches -> ``model.Scorer`` -> scored topic (key = source).
+"""The scoring agent: log topic -> events -> micro-batches -> ``model.Scorer`` -> scored topic (key = source).
 
-Lines are forwarded per source, in offset order, in chunks of at most ``CHUNK_LINES`` lines
-and ``CHUNK_BYTES`` of text, so that no message outgrows the broker's limit.
-The model runs in the model service's single thread (``app.model_service``), so the event loop
-keeps heartbeats and commits going while torch works; each line records the ``model_version``
-that scored it.
+Each record's line is unwrapped (Docker, CRI) and handed to the source's ``model.multiline``
+assembler; an event is scored once it is complete (the next one started, its source was quiet for
+CLOGS_MULTILINE_TIMEOUT, or it reached CLOGS_MULTILINE_MAX_LINES) as ``model.events.prepare_event``
+reads it, and identified by its first line's topic-partition-offset.  The records of an event are
+acked only once the event was sent on: while one is pending its offsets are not committed, so a
+worker killed mid-event, or a partition that moves, hands the whole event to the next reader, who
+assembles it again (docs/streaming.md).  When a rebalance starts, pending events are completed as
+they are (Faust waits for every record to be acked before it gives partitions away).
+
+Scored events are forwarded per source, in offset order, in chunks of at most ``CHUNK_LINES``
+and ``CHUNK_BYTES`` of text, so that no message outgrows the broker's limit.  The model runs in
+the model service's single thread (``app.model_service``), so the event loop keeps heartbeats and
+commits going while torch works; each event records the ``model_version`` that scored it.
 """
+import asyncio
+import logging
+import time
 from datetime import datetime, timezone
 from functools import lru_cache
 
 from agents import deadletter
-from app.faust_app import app, log_topic, models, scored_topic, settings
+from app.faust_app import app, leave_unacked, log_topic, models, scored_topic, settings
 from app.inputs.records import parse_log_value, record_options
 from model.eventtime import checked_zone, event_time, iso, parse_iso, stated_time
+from model.events import prepare_event
+from model.multiline import assembler_of
 from model.online import scored_line
-from model.structured import prepare
+from model.structured import unwrap
 from tables.records import ScoredBatch
+
+log = logging.getLogger(__name__)
 
 CHUNK_LINES = 512
 CHUNK_BYTES = 1_000_000
+MAX_SCORED_CHARS = 4096    # of a long multi-line event, the model reads the start anyway (max_len tokens)
+QUIET_CHECK = 0.25         # seconds between looks for quiet sources and rebalances
 
 
 def now():
@@ -43,32 +60,106 @@ def ingest_stamp(text):
     return stamp, (iso(stamp) if stamp else None)
 
 
+@lru_cache(maxsize=4096)
+def ingest_seconds(text):
+    stamp = parse_iso(text) if isinstance(text, str) else None
+    return stamp.timestamp() if stamp else None
+
+
+class Pending:
+    """The worker's assembler and the lock that keeps the agent and its quiet-source check apart."""
+
+    def __init__(self):
+        self.assembler = assembler_of(settings)   # a bad CLOGS_MULTILINE_RULES stops the agent, named
+        self.lock = asyncio.Lock()
+
+    def release(self):
+        """The worker stops: its pending events stay unacked (uncommitted), and Faust is told not to
+        wait for them, so the next reader assembles each whole again."""
+        held = self.assembler.flush()
+        leave_unacked([event.message for assembled in held for event, _, _ in assembled.metas])
+        if held:
+            log.info("stopping with %d multi-line event(s) pending: left to the next reader", len(held))
+
+
 @app.agent(log_topic, concurrency=1)
 async def score_lines(stream):
     checked_zone(settings.timezone)   # an unknown CLOGS_TIMEZONE stops the agent at once, named
+    pending = Pending()
+    watcher = asyncio.ensure_future(complete_quiet_events(stream, pending))
+    try:
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
+            async with pending.lock:
+                await take_records(stream, pending.assembler, events)
+    except Exception:   # the agent fails: what it holds goes on as it is, then everything is acked
+        async with pending.lock:
+            await finish(stream, pending.assembler.flush())
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def complete_quiet_events(stream, pending):
+    """Every QUIET_CHECK s: complete the events of quiet sources, and every pending event when a
+    rebalance starts (the partitions may go to another worker, and Faust waits for their acks);
+    when the worker stops, leave the pending events to the next reader (``Pending.release``)."""
+    while True:
+        await asyncio.sleep(QUIET_CHECK)
+        try:
+            async with pending.lock:
+                assembler = pending.assembler
+                if app.should_stop:   # the worker stops (Faust now waits for acks): hand them on
+                    pending.release()
+                    continue
+                if not assembler.pending:
+                    continue
+                done = assembler.flush() if app.rebalancing else assembler.quiet(time.monotonic())
+                if done:
+                    await finish(stream, done)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:   # logged, and tried again at the next look
+            log.exception("completing quiet events failed: %r", exc)
+
+
+async def take_records(stream, assembler, events):
+    """Read a take of log-topic records into the assembler; score and send what they completed."""
     options = record_options(settings)
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
-        good = []
-        scored_at = now()
-        for event in events:
-            try:   # one odd record must never take its batch down with it (an agent crash acks it all)
-                record, reason, detail = parse_log_value(event.value, event.message.headers, event.message.key,
-                                                         **options)
-                if record is not None:
-                    text, record["line"], extras = prepare(record["line"])   # structured lines, wrappers
-                    record.update(extras)
-                    record["text"] = text
-                    record["ingested_at"], record["event_time"] = times(record, scored_at)
-                    record["line_no"] = line_number(record["line_no"])
-            except (ValueError, TypeError, OverflowError) as exc:
-                record, reason, detail = None, "not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500]
-            if record is None:
-                await deadletter.send(reason, detail, message=event.message, value=event.value)
-            else:
-                good.append((record, event.message))
-        if not good:
-            continue
-        model_version, results = await models.score([r["text"] for r, _ in good])
+    clock = time.monotonic()
+    done = []
+    for event in events:
+        try:   # one odd record must never take its batch down with it
+            record, reason, detail = parse_log_value(event.value, event.message.headers, event.message.key,
+                                                     **options)
+            if record is not None:
+                inner, partial, stream_name = unwrap(record["line"])
+                record["line_no"] = line_number(record["line_no"])
+                done += assembler.feed(record["source"], inner, (event, record, stream_name),
+                                       at=ingest_seconds(record.get("ingested_at")), clock=clock, partial=partial,
+                                       key=(record["source"], event.message.partition))
+        except (ValueError, TypeError, OverflowError) as exc:
+            record, reason, detail = None, "not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500]
+        if record is None:
+            await deadletter.send(reason, detail, message=event.message, value=event.value)
+            await stream.ack(event)
+    await finish(stream, done)
+
+
+async def finish(stream, done):
+    """Score completed events, send them on per source, then ack their records."""
+    if not done:
+        return
+    scored_at = now()
+    good = []
+    for assembled in done:
+        try:
+            good.append(event_record(assembled, scored_at))
+        except (ValueError, TypeError, OverflowError) as exc:
+            first = assembled.first[0]
+            await deadletter.send("not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500],
+                                  message=first.message, value=first.value)
+    if good:
+        model_version, results = await models.score([r["text"][:MAX_SCORED_CHARS] for r, _ in good])
         by_source = {}
         for (record, message), result in zip(good, results):
             by_source.setdefault(record["source"], []).append(scored_line(
@@ -76,6 +167,30 @@ async def score_lines(stream):
         for source, lines in by_source.items():
             for chunk in chunks(lines):
                 await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))
+    for assembled in done:
+        for event, _, _ in assembled.metas:
+            await stream.ack(event)
+
+
+def event_record(assembled, scored_at):
+    """The record of an assembled event: its first record's source, file, line number and times,
+    with the text to score, the message (the whole event) and its document's extra fields."""
+    first_event, record, stream_name = assembled.first
+    record = dict(record)
+    originals = [r["line"] for _, r, _ in assembled.metas]
+    original = "\n".join(originals)
+    text, record["line"], extras = prepare_event(assembled.lines, original, stream_name)
+    if len(record["line"]) > settings.max_line_bytes:
+        record["line"] = record["line"][:settings.max_line_bytes]
+        extras["truncated"] = True
+    if assembled.truncated:
+        extras["truncated"] = True
+    if assembled.continued:
+        extras["continued"] = True
+    record.update(extras)
+    record["text"] = text
+    record["ingested_at"], record["event_time"] = times(record, scored_at)
+    return record, first_event.message
 
 
 def line_number(value):

@@ -105,7 +105,7 @@ async def decide_batch(batch, rules, rates):
     now_s = time.time()
     now = iso_at(now_s)
     new = [doc for doc in docs if doc["kafka_offset"] > counted.get(str(doc["kafka_partition"]), -1)]
-    new_lines = len(new)
+    new_lines = sum(doc.get("event_lines") or 1 for doc in new)   # physical lines, events' included
     metrics().count(source, new_lines, sum(1 for doc in new if doc["is_anomaly"]))
     arrived = parse_iso(docs[-1]["ingested_at"]) if docs else None
     fresh = arrived is None or now_s - arrived.timestamp() < 2 * rates.window

@@ -94,15 +94,27 @@ def cmd_score(args, settings):
         scorer = Scorer.from_checkpoint(settings.checkpoint_dir, precision=settings.scorer_precision)
     except CheckpointError as exc:
         sys.exit(f"clogs score: {exc}")
-    from model.structured import prepare
+    from dataclasses import replace
 
-    lines = args.line or [line.rstrip("\n") for line in sys.stdin]
-    prepared = [prepare(line) for line in lines]   # as the worker reads them (JSON, logfmt, wrappers)
-    for line, (_, message, extras), r in zip(lines, prepared, scorer.score_batch([p[0] for p in prepared])):
+    from model.events import read_events
+    from model.multiline import assembler_of
+
+    try:
+        assembler = assembler_of(settings)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.exit(f"clogs score: {exc}")
+    given = args.line or (line.rstrip("\n") for line in sys.stdin)
+    events = list(read_events(((n, line, None) for n, line in enumerate(given, 1)), assembler))   # as the worker
+    for event, r in zip(events, scorer.score_batch([e["text"] for e in events]) if events else ()):
+        extras = event["extras"]
+        r = replace(r, pattern=extras.get("pattern", r.pattern))
         out = {"score": round(r.score, 4), "tokens": r.tokens, "unknown": r.unknown, "top_tokens": r.top_tokens,
-               "line": line}
-        if message != line:
-            out.update(message=message, **{k: extras[k] for k in ("logger", "error") if k in extras})
+               "line_no": event["line_no"], "lines": event["lines"], "line": extras.get("original", event["line"])}
+        if event["line"] != out["line"]:
+            out["message"] = event["line"]
+        out.update({k: extras[k] for k in ("logger", "error", "error_type", "call_site") if k in extras})
+        if "pattern" in extras:
+            out["pattern"] = extras["pattern"]
         print(json.dumps(out))
 
 

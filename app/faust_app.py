@@ -139,3 +139,8 @@ def delivery():
 @app.task
 async def check_web_exposure():
     warn_if_open(settings)
+
+
+def leave_unacked(messages):
+    """Stop without acking ``messages`` (app/faust_fixes.py ``leave_unacked``)."""
+    faust_fixes.leave_unacked(app, messages)

@@ -206,3 +206,13 @@ def apply(fetch_max_wait):
     _worker.Worker._setup_spinner_handler = _no_spinner
     _consumer.Consumer._drain_messages = _drain_messages
     _driver.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_with_short_fetch_wait
+
+
+def leave_unacked(app, messages):
+    """Let a stopping worker go without acking ``messages``: Faust waits, when it stops, until every
+    message its streams took is acked (``Consumer.wait_empty``), but a record of a multi-line event
+    still pending (agents/scoring.py) must stay unacked -- its offset uncommitted -- so that the next
+    reader assembles the whole event again.  They are taken off the consumer's waiting list instead."""
+    unacked = app.consumer._unacked_messages
+    for message in messages:
+        unacked.discard(message)

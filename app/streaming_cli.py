@@ -59,7 +59,9 @@ def run_ingest(args, settings):
         if source_input == "-":
             return await ingest_stream(settings, sys.stdin.buffer, args.source, args.delay, args.batch, stop=stop)
         if follow:
-            print(f"following {args.pattern} under {args.base_dir} (state: "
+            from app.inputs.follow import default_pattern
+
+            print(f"following {args.pattern or default_pattern(args.base_dir)} under {args.base_dir} (state: "
                   f"{args.state_file or ingest_state_file(settings)}; Ctrl-C stops)", flush=True)
             return await ingest_follow(settings, args.base_dir, args.pattern, args.state_file, args.follow_for, stop,
                                        args.delay, args.batch, args.from_end)
@@ -318,7 +320,9 @@ def _kafka_flags(p, settings):
 
 def _ingest_flags(p):
     p.add_argument("--base-dir", default="data/kafka", help="folder holding log-<source>/ folders")
-    p.add_argument("--pattern", default="log-*/**/*.txt", help="glob under --base-dir")
+    p.add_argument("--pattern", default=None,
+                   help="globs under --base-dir, ','-separated (default: *.txt, *.log, *.json, *.jsonl, *.ndjson "
+                        "in its log-* folders, or anywhere under it when it has none)")
     p.add_argument("--delay", type=float, default=0.0, help="seconds between lines, kept on average (0 = full speed)")
     p.add_argument("--rate", type=float, default=0.0, help="lines per second, kept on average (sets --delay to 1/rate)")
     p.add_argument("--batch", type=int, default=1000, help="lines in flight before waiting for the broker")

@@ -18,32 +18,38 @@ from tqdm import tqdm
 from . import metrics
 from .data import read_lines
 from .online import calibration_threshold, judge_batch, new_state, scored_line
-from .structured import prepare
+from .events import read_events
 
 CHUNK = 2048
 
 
-def score_file(scorer, path, labels="none", progress=True):
+def score_file(scorer, path, labels="none", progress=True, assembler=None):
+    """The file's events (model/multiline.py, as the worker assembles them), each scored once: rows
+    with the event's first ``line_no``, its ``lines``, the ``line`` people read, ``label`` and
+    ``result``.  A Loghub-labelled event is anomalous when one of its lines is."""
     rows, batch = [], []
-
-    def flush():
-        texts = [prepare(b[1])[0] for b in batch]   # a structured line is scored as the worker scores it
-        for (line_no, line, label), result in zip(batch, scorer.score_batch(texts)):
-            rows.append({"line_no": line_no, "line": line, "label": label, "result": result})
-        batch.clear()
-
-    for item in tqdm(read_lines(path, labels), desc=f"scoring {Path(path).name}", unit=" lines", disable=not progress):
-        batch.append(item)
+    lines = tqdm(read_lines(path, labels), desc=f"scoring {Path(path).name}", unit=" lines", disable=not progress)
+    for row in read_events(lines, assembler, source=Path(path).stem):
+        batch.append(row)
         if len(batch) >= CHUNK:
-            flush()
-    if batch:
-        flush()
+            rows += scored_rows(scorer, batch)
+            batch = []
+    return rows + scored_rows(scorer, batch)
+
+
+def scored_rows(scorer, events):
+    """``read_events``' rows with the Scorer's result each (a stack trace keeps its own pattern key)."""
+    rows = []
+    for row, result in zip(events, scorer.score_batch([row["text"] for row in events]) if events else ()):
+        if "pattern" in row["extras"]:
+            result = replace(result, pattern=row["extras"]["pattern"])
+        rows.append(dict(row, result=result))
     return rows
 
 
 def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", progress=True, source=None,
                     retrain_every=0, retrain_epochs=6, retrain_min_samples=1000):
-    """Prequential: each line of the file is decided, then learned, in file order, through
+    """Prequential: each event of the file is decided, then learned, in file order, through
     ``model.online.judge_batch`` -- the worker's own code, the file being one source.
 
     With ``retrain_every`` N, the slow path runs too, synchronously: after every N lines a model
@@ -56,15 +62,14 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
         raise FileNotFoundError(f"input not found: {input_path}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    items = list(read_lines(input_path, labels))
+    items = list(read_events(read_lines(input_path, labels), source=source or input_path.stem))
     stats, memory = new_state()
     reservoir, rows, docs, versions = {}, [], [], []
     step = retrain_every or len(items) or 1
-    bar = tqdm(total=len(items), desc=f"online {input_path.name}", unit=" lines", disable=not progress)
+    bar = tqdm(total=len(items), desc=f"online {input_path.name}", unit=" events", disable=not progress)
     for start in range(0, len(items), step):
         chunk = items[start:start + step]
-        results = scorer.score_batch([line for _, line, _ in chunk])
-        rows += [{"line_no": n, "line": line, "label": label, "result": r} for (n, line, label), r in zip(chunk, results)]
+        rows += scored_rows(scorer, chunk)
         lines = [online_line(source or input_path.stem, row, start + i, scorer.model_version)
                  for i, row in enumerate(rows[start:])]
         samples = []
@@ -103,7 +108,7 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
 
 def online_line(source, row, index, model_version):
     """A file line as the worker's scoring agent would hand it on (offset = line index)."""
-    record = {"source": source, "line_no": row["line_no"], "line": row["line"]}
+    record = {"source": source, "line_no": row["line_no"], "line": row["line"], **row.get("extras", {})}
     return scored_line(record, row["result"], model_version, "file", 0, index)
 
 

@@ -208,7 +208,9 @@ def new_state():
     return Stats(), SourceMemory()
 
 
-LINE_EXTRAS = ("original", "logger", "error", "fields")   # of a structured line (model/structured.py prepare)
+# of a structured line or an event (model/events.py prepare_event)
+LINE_EXTRAS = ("original", "logger", "error", "fields", "error_type", "stack_trace", "call_site", "event_lines",
+               "truncated", "continued")
 
 
 def scored_line(record, result, model_version, topic, partition, offset, scored_at=None):
@@ -221,5 +223,6 @@ def scored_line(record, result, model_version, topic, partition, offset, scored_
             "host": str(record.get("host") or ""), "model_version": model_version, "kafka_topic": topic,
             "kafka_partition": partition, "kafka_offset": offset, "scored_at": scored_at,
             "anomaly_score": result.score, "unknown_tokens": result.unknown, "top_tokens": result.top_tokens,
-            "n_tokens": result.tokens, "base": result.base, "novel": result.novel, "pattern": result.pattern,
+            "n_tokens": result.tokens, "base": result.base, "novel": result.novel,
+            "pattern": record.get("pattern") or result.pattern,   # a stack trace's: its types and call site
             "level": result.level, **{key: record[key] for key in LINE_EXTRAS if key in record}}

@@ -146,17 +146,22 @@ def _bounded(fields):
 
 def prepare(line):
     """(what the model scores, what people read, the extra fields of the line's document) of a raw
-    line: unwrapped from a container runtime's wrapper, then read as JSON or logfmt when it is.  The
-    worker's scoring agent, ``clogs score`` and ``clogs evaluate`` all go through here."""
+    line: unwrapped from a container runtime's wrapper, then read as JSON or logfmt when it is."""
     inner, _, stream = unwrap(line)
+    return describe(inner, line, stream)
+
+
+def describe(inner, original=None, stream=None):
+    """``prepare`` of a line already unwrapped (``original``: as written, ``stream``: the wrapper's)."""
     found = read_line(inner)
     extras = {}
     if found is None:
-        if inner != line:
-            extras["original"] = line
+        if original is not None and inner != original:
+            extras["original"] = original
             extras["fields"] = {"stream": stream}
         return inner, inner, extras
-    extras["original"] = line
+    if original is not None:
+        extras["original"] = original
     if found.time is not None:
         extras["stated_time"] = found.time
     if found.logger:

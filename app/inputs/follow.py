@@ -24,10 +24,24 @@ def source_of(base, path):
     return next((p for p in parts[:-1] if p.startswith("log-")), parts[0] if len(parts) > 1 else Path(base).name)
 
 
+LOG_SUFFIXES = ("txt", "log", "json", "jsonl", "ndjson")
+
+
+def default_pattern(base):
+    """The files ``clogs ingest`` reads when no --pattern is given: log files (``*.txt``, ``*.log``,
+    ``*.json``, ``*.jsonl``, ``*.ndjson``) in the ``log-*`` folders of ``base`` when it has such
+    folders (the seed's layout: one folder per source), else anywhere under it."""
+    folders = "log-*/**/" if any(p.is_dir() for p in Path(base).glob("log-*")) else "**/"
+    return ",".join(f"{folders}*.{suffix}" for suffix in LOG_SUFFIXES)
+
+
 def matching_files(base, pattern):
-    """(path, stat) of the regular files matching ``pattern`` under ``base``, sorted by path."""
+    """(path, stat) of the regular files matching ``pattern`` (globs, ","-separated) under ``base``,
+    sorted by path; ``pattern`` None: ``default_pattern``."""
     out = []
-    for path in sorted(Path(base).glob(pattern)):
+    pattern = pattern or default_pattern(base)
+    paths = {path for glob in pattern.split(",") if glob.strip() for path in Path(base).glob(glob.strip())}
+    for path in sorted(paths):
         try:
             st = os.stat(path)
         except OSError:

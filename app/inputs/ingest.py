@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from app import jsonio
-from app.inputs.follow import Follower, load_state, matching_files, source_of
+from app.inputs.follow import Follower, default_pattern, load_state, matching_files, source_of
 from app.inputs.records import dead_letter
 from app.kafka.admin import start_client
 from app.kafka.security import client_options
@@ -108,11 +108,11 @@ def _finished(summary, started):
     return summary
 
 
-async def ingest(settings, base_dir, pattern="log-*/**/*.txt", delay=0.0, batch=1000, progress=True):
+async def ingest(settings, base_dir, pattern=None, delay=0.0, batch=1000, progress=True):
     """Send every line; returns a summary dict (lines, bytes, seconds, rate, dead_lettered, per source)."""
     files = find_files(base_dir, pattern)
     if not files:
-        raise FileNotFoundError(f"no file matches {pattern!r} under {base_dir}")
+        raise FileNotFoundError(f"no file matches {pattern or default_pattern(base_dir)!r} under {base_dir}")
     producer = await start_producer(settings)
     sender = LineSender(producer, settings, batch, delay)
     sender.summary["files"] = len(files)
@@ -180,7 +180,7 @@ async def ingest_stream(settings, stream, source="stdin", delay=0.0, batch=1000,
     return _finished(sender.summary, started)
 
 
-async def ingest_follow(settings, base_dir, pattern="log-*/**/*.txt", state_file=None, follow_for=None, stop=None,
+async def ingest_follow(settings, base_dir, pattern=None, state_file=None, follow_for=None, stop=None,
                         delay=0.0, batch=1000, from_end=False, interval=0.25, rotated_grace=5.0):
     """Follow the matching files until ``stop`` (an asyncio.Event) is set or ``follow_for`` seconds
     have passed; after each poll the lines are acknowledged, then their positions saved to

@@ -5,7 +5,8 @@ redacted.  Their mappings are app/outputs/mappings.py (a test keeps them in step
 """
 from model.incidents import LEVEL_NAMES, document
 
-RENAMED = ("line", "host", "file", "level", "severity", "original", "logger", "error")
+RENAMED = ("line", "host", "file", "level", "severity", "original", "logger", "error", "error_type", "stack_trace",
+           "event_lines", "truncated", "continued")
 
 
 def line_document(doc, redactor):
@@ -19,11 +20,17 @@ def line_document(doc, redactor):
         out["log"]["logger"] = doc["logger"]
     if doc.get("original"):   # the line as written, when clogs read a structured or wrapped line
         out["event"]["original"] = doc["original"]
-    if doc.get("error"):
-        error = str(doc["error"])
+    if doc.get("error") or doc.get("error_type"):
+        error = str(doc.get("error") or "")
         out["error"] = {"message": error.splitlines()[0][:1000] if error.strip() else error}
-        if "\n" in error.strip():
-            out["error"]["stack_trace"] = error
+        trace = doc.get("stack_trace") or (error if "\n" in error.strip() else None)
+        if trace:
+            out["error"]["stack_trace"] = trace
+        if doc.get("error_type"):
+            out["error"]["type"] = doc["error_type"]
+    if doc.get("event_lines") or doc.get("truncated") or doc.get("continued"):   # a multi-line event
+        out["log"]["multiline"] = {"lines": doc.get("event_lines") or 1, "truncated": bool(doc.get("truncated")),
+                                   "continued": bool(doc.get("continued"))}
     out["top_tokens"] = list(doc.get("top_tokens") or ())
     redactor.redact_document(out)
     return out

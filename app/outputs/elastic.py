@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 
-from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, Elasticsearch
 from elasticsearch import ConnectionError as ESConnectionError, TransportError
 from elasticsearch.serializer import OrjsonSerializer
 
@@ -199,6 +199,11 @@ class Elastic:
                 if not await self.es.indices.exists(index=index):
                     await self.es.indices.create(index=index, mappings=mapping or MAPPING, settings=self.index_settings)
                     log.info("created Elasticsearch index %s", index)
+                else:   # an index of an earlier version gets the fields added since (adding is all ES allows)
+                    try:
+                        await self.es.indices.put_mapping(index=index, properties=(mapping or MAPPING)["properties"])
+                    except BadRequestError as exc:   # a field of another type: indexing names the fix
+                        log.warning("index %s keeps its own mapping: %s", index, exc)
             except ApiError as exc:
                 if not (exc.meta.status == 400 and "resource_already_exists" in str(exc)):
                     raise

@@ -12,11 +12,17 @@ MAPPING = {
         "message": {"type": "text"},
         "host": {"properties": {"name": {"type": "keyword"}}},
         "log": {"properties": {"file": {"properties": {"path": {"type": "keyword"}}},
-                               "level": {"type": "keyword"}, "logger": {"type": "keyword"}}},
+                               "level": {"type": "keyword"}, "logger": {"type": "keyword"},
+                               # a multi-line event (model/multiline.py): its lines, and whether it was cut
+                               "multiline": {"properties": {"lines": {"type": "integer"},
+                                                            "truncated": {"type": "boolean"},
+                                                            "continued": {"type": "boolean"}}}}},
         "event": {"properties": {"dataset": {"type": "keyword"}, "ingested": {"type": "date"},
                                  "severity": {"type": "long"},   # 0-100 (model/severity.py)
                                  "original": {"type": "keyword", "index": False, "doc_values": False}}},
-        "error": {"properties": {"message": {"type": "text"}, "stack_trace": {"type": "text", "index": False}}},
+        "error": {"properties": {"message": {"type": "text"}, "type": {"type": "keyword"},
+                                 "stack_trace": {"type": "text", "index": False}}},
+        "call_site": {"type": "keyword"},   # a stack trace's top application frame (model/traces.py)
         # the other fields of a structured line (at most 32, model/structured.py): one field in the
         # mapping whatever the keys, so a noisy logger cannot explode it
         "fields": {"type": "flattened"},

@@ -1,0 +1,3 @@
+module clogs.test/gopanic
+
+go 1.21
