@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CHUNK_LINES = 512
 CHUNK_BYTES = 1_000_000
 MAX_SCORED_CHARS = 4096    # of a long multi-line event, the model reads the start anyway (max_len tokens)
-QUIET_CHECK = 0.25         # seconds between looks for quiet sources and rebalances
+QUIET_CHECK = 0.1          # seconds between looks for quiet sources and rebalances
 
 
 def now():

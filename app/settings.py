@@ -57,7 +57,7 @@ class Settings:
     producer_linger: float = _setting(0.01, low=0)
     producer_batch_bytes: int = _setting(1_000_000, low=1)
     max_line_bytes: int = _setting(1_000_000, low=1, help="longer records are dead-lettered")
-    multiline_timeout: float = _setting(1.5, low=0.01, help="seconds of quiet that complete a multi-line event")
+    multiline_timeout: float = _setting(1.0, low=0.01, help="seconds of quiet that complete a multi-line event")
     multiline_max_lines: int = _setting(500, low=1, help="lines of one event (the rest: a following event)")
     multiline_rules: Optional[str] = _setting(None, help="a JSON rules file whose \"multiline\" list holds "
                                                          "per-source rules (pattern, negate, match, ...)")

@@ -29,10 +29,9 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-DEFAULT_TIMEOUT = 1.5
+DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_LINES = 500
 
-INDENTED = re.compile(r"^[ \t]+\S")
 ALWAYS_CONTINUES = re.compile(
     r"^(?:Caused by: |Suppressed: |\.\.\. \d+ (?:more|common frames omitted)|--- End of |Node\.js v\d)")
 PY_TRACEBACK = "Traceback (most recent call last):"
@@ -48,6 +47,13 @@ GO_START = re.compile(r"^(?:panic: |fatal error: |SIG[A-Z]+: )")
 GO_CONTINUES = re.compile(r"^(?:goroutine \d+ \[[^\]]*\]:|\[signal |created by |exit status \d+|panic: |"
                           r"runtime stack:|PC=0x|[\w./*()\[\]{}-]+\(.*\)$)")
 CARET = re.compile(r"^\s*\^+\s*$")
+NOTE_STARTS = frozenset("TpfS")   # the first letters of the lines that start a Python or Go trace
+
+
+def announces(line):
+    """Whether a line announces an error (so an exception line under it is its continuation); a JSON
+    line is whole and announces nothing."""
+    return not line.startswith("{") and bool(ANNOUNCES.search(line))
 
 
 @dataclass
@@ -89,7 +95,7 @@ def rules_from(data, default_timeout=DEFAULT_TIMEOUT, default_max_lines=DEFAULT_
     return [Rule.of(entry, default_timeout, default_max_lines) for entry in entries]
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One log event: its lines (partial lines already joined), what the caller attached to each
     physical line it fed (``metas``: offsets, Kafka events to ack...), and how it ended."""
@@ -170,26 +176,27 @@ class Assembler:
         """Whether ``text`` continues ``event`` (the built-in recognizers, or the source's rule)."""
         if rule is not None:
             return cond if rule.match == "after" else event.last_cond
-        if INDENTED.match(text) or ALWAYS_CONTINUES.match(text):
+        if text[:1] in (" ", "\t") or ALWAYS_CONTINUES.match(text):
             return True
         last = event.lines[-1]
-        announced = not last.startswith("{") and bool(ANNOUNCES.search(last))   # a JSON line is whole
         if text.startswith(PY_TRACEBACK):
-            return event.kind == "python" or announced
+            return event.kind == "python" or announces(last)
         if event.kind == "python":
-            return text.startswith(PY_CHAIN) or (bool(INDENTED.match(last)) and bool(PY_FINAL.match(text)))
+            return text.startswith(PY_CHAIN) or (last[:1] in (" ", "\t") and bool(PY_FINAL.match(text)))
         if event.kind == "go":
             return bool(GO_CONTINUES.match(text))
         if EXCEPTION_LINE.match(text):
-            return bool(CARET.match(last)) or (not INDENTED.match(last) and announced)
+            return bool(CARET.match(last)) or (last[:1] not in (" ", "\t") and announces(last))
         return False
 
     @staticmethod
     def note(event, text):
         """Follow which kind of trace an event is in, from the line just added."""
+        if text[:1] not in NOTE_STARTS:
+            return
         if text.startswith(PY_TRACEBACK):
             event.kind = "python"
-        elif GO_START.match(text) and event.kind is None:
+        elif event.kind is None and GO_START.match(text):
             event.kind = "go"
 
     def quiet(self, clock):

@@ -5,8 +5,8 @@ redacted.  Their mappings are app/outputs/mappings.py (a test keeps them in step
 """
 from model.incidents import LEVEL_NAMES, document
 
-RENAMED = ("line", "host", "file", "level", "severity", "original", "logger", "error", "error_type", "stack_trace",
-           "event_lines", "truncated", "continued")
+RENAMED = frozenset(("line", "host", "file", "level", "severity", "original", "logger", "error", "error_type",
+                     "stack_trace", "event_lines", "truncated", "continued"))
 
 
 def line_document(doc, redactor):
