@@ -21,6 +21,7 @@ from app.outputs.notify import Delivery
 from app.outputs.redaction import Redactor
 from app.settings import Settings, topics, worker_datadir
 from app.webauth import application_options, warn_if_open
+from model.multiline import assembler_of
 from model.notifications import routes_from
 from tables.records import ScoredBatch
 
@@ -66,6 +67,7 @@ def prepare_worker(sender, **kwargs):
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     try:
         notification_routes()   # a bad routes file stops the worker here, not every batch later
+        assembler_of(settings)  # so does a bad multiline rules file (CLOGS_MULTILINE_RULES)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"clogs worker: {exc}") from None
 

@@ -112,9 +112,11 @@ def preflight(settings):
             _die("consume", f"checkpoint file missing: {folder / name}; {checkpoint.FIX}")
     try:
         checked_zone(settings.timezone)
+        from model.multiline import assembler_of
         from model.notifications import routes_from
 
         routes_from(settings)   # a bad CLOGS_NOTIFY_ROUTES file is named now
+        assembler_of(settings)  # and a bad CLOGS_MULTILINE_RULES file
     except (ValueError, FileNotFoundError) as exc:
         _die("consume", exc)
 

@@ -19,7 +19,9 @@ def prepare_event(lines, original=None, stream=None):
     """(scored text, message, extras) of an event's lines (partial lines joined, wrappers removed);
     ``original``: the event as written, when a wrapper was removed.  ``extras`` may hold a
     ``pattern`` (a trace's key), ``error``, ``error_type``, ``stack_trace``, ``call_site`` and
-    ``event_lines``."""
+    ``event_lines``.  A line that holds newlines (an event a shipper joined already) is its lines."""
+    if any("\n" in line for line in lines):
+        lines = [part for line in lines for part in line.split("\n") if part.strip()] or [""]
     if len(lines) == 1 or (lines[0].lstrip().startswith("{") and read_line("\n".join(lines)) is not None):
         text, message, extras = describe("\n".join(lines), original, stream)
         error = extras.get("error")

@@ -1,4 +1,5 @@
 """A missing checkpoint or an unreachable broker stops a command at once, naming the fix."""
+import os
 import subprocess
 import sys
 
@@ -31,3 +32,28 @@ def test_every_command_has_help():
     for command in ("train", "evaluate", "score", "topic", "ingest", "consume", "stream", "report"):
         result = clogs(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout, command
+
+
+def test_a_bad_multiline_rules_file_stops_consume_and_score_naming_the_rule(tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"multiline": [{"source": "billing*", "pattern": "^\\\\d{4}-", "match": "sideways"}]}')
+    for command in ("consume", "score"):
+        result = subprocess.run([sys.executable, str(ROOT / "streaming_process.py"), command], capture_output=True,
+                                text=True, timeout=60, cwd=ROOT, input="a line\n",
+                                env={**os.environ, "CLOGS_MULTILINE_RULES": str(rules)})
+        assert result.returncode != 0, command
+        assert "multiline rule" in result.stderr and "sideways" in result.stderr, (command, result.stderr)
+
+
+def test_ingest_reads_a_folder_of_log_and_json_files_without_a_pattern(tmp_path):
+    from app.inputs.follow import default_pattern, matching_files
+
+    (tmp_path / "api.log").write_text("one\n")
+    (tmp_path / "worker" / "events.json").parent.mkdir()
+    (tmp_path / "worker" / "events.json").write_text("{}\n")
+    (tmp_path / "notes.md").write_text("not a log\n")
+    assert [p.name for p, _ in matching_files(tmp_path, None)] == ["api.log", "events.json"]
+    (tmp_path / "log-web").mkdir()   # the seed's layout: only the log-* folders
+    (tmp_path / "log-web" / "web.txt").write_text("one\n")
+    assert [p.name for p, _ in matching_files(tmp_path, None)] == ["web.txt"]
+    assert default_pattern(tmp_path).startswith("log-*/**/*.txt")

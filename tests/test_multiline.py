@@ -223,3 +223,9 @@ def test_a_trace_key_ignores_the_message_and_line_numbers_of_library_frames():
          "\tat java.base/java.lang.Thread.run(Thread.java:829)"]
     assert read_trace(a).key == read_trace(b).key != read_trace(c).key
     assert prepare_event(["plain line"])[2] == {}
+
+
+def test_an_event_a_shipper_joined_already_is_read_as_its_lines():
+    joined = "2026-12-07 ERROR shop - failed\njava.lang.IllegalStateException: down\n\tat com.shop.Pay.charge(Pay.java:9)"
+    (event,) = events_of([joined])
+    assert event["extras"]["error_type"] == "java.lang.IllegalStateException" and event["extras"]["event_lines"] == 3
