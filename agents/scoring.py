@@ -146,30 +146,34 @@ async def take_records(stream, assembler, events):
 
 
 async def finish(stream, done):
-    """Score completed events, send them on per source, then ack their records."""
+    """Score completed events, send them on per source, then ack their records (acked on a failure
+    too, as Faust's take_events does: the error then stops the agent, and nothing stays unacked,
+    which would stall commits and rebalances)."""
     if not done:
         return
-    scored_at = now()
-    good = []
-    for assembled in done:
-        try:
-            good.append(event_record(assembled, scored_at))
-        except (ValueError, TypeError, OverflowError) as exc:
-            first = assembled.first[0]
-            await deadletter.send("not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500],
-                                  message=first.message, value=first.value)
-    if good:
-        model_version, results = await models.score([r["text"][:MAX_SCORED_CHARS] for r, _ in good])
-        by_source = {}
-        for (record, message), result in zip(good, results):
-            by_source.setdefault(record["source"], []).append(scored_line(
-                record, result, model_version, message.topic, message.partition, message.offset, scored_at))
-        for source, lines in by_source.items():
-            for chunk in chunks(lines):
-                await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))
-    for assembled in done:
-        for event, _, _ in assembled.metas:
-            await stream.ack(event)
+    try:
+        scored_at = now()
+        good = []
+        for assembled in done:
+            try:
+                good.append(event_record(assembled, scored_at))
+            except (ValueError, TypeError, OverflowError) as exc:
+                first = assembled.first[0]
+                await deadletter.send("not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500],
+                                      message=first.message, value=first.value)
+        if good:
+            model_version, results = await models.score([r["text"][:MAX_SCORED_CHARS] for r, _ in good])
+            by_source = {}
+            for (record, message), result in zip(good, results):
+                by_source.setdefault(record["source"], []).append(scored_line(
+                    record, result, model_version, message.topic, message.partition, message.offset, scored_at))
+            for source, lines in by_source.items():
+                for chunk in chunks(lines):
+                    await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))
+    finally:
+        for assembled in done:
+            for event, _, _ in assembled.metas:
+                await stream.ack(event)
 
 
 def event_record(assembled, scored_at):

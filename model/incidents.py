@@ -103,6 +103,8 @@ def count_line(incident, doc, max_examples):
 def summary_of(doc):
     """One line for people: the kind of pattern and the line that opened it; for a stack trace, the
     exception, its call site and its message."""
+    if doc.get("restart"):
+        return f"restart: start-up lines of the source came back together: {clip(doc['line'], 160)}"
     if doc.get("error_type"):
         site = f" at {doc['call_site']}" if doc.get("call_site") else ""
         return f"new {doc['error_type']}{site}: {clip(str(doc.get('error') or doc['line'].splitlines()[0]), 160)}"

@@ -164,7 +164,10 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
         else:
             score, seen = line["anomaly_score"], None
         is_anomaly = score > decision.threshold
-        normal_by = marked_normal(line["pattern"]) if is_anomaly and marked_normal else None
+        restart = policy.learning and not replay and restarted(memory, line["pattern"], position, policy)
+        is_anomaly = is_anomaly or restart
+        pattern = RESTART_PATTERN if restart else line["pattern"]
+        normal_by = marked_normal(pattern) if is_anomaly and marked_normal else None
         if normal_by:
             is_anomaly = False
         if not replay:
@@ -179,10 +182,46 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
                 learn(memory, line, is_anomaly, position, policy)
                 memory.last_offset = line["kafka_offset"]
         doc = result_document(line, score, decision, is_anomaly, seen)
+        if restart:   # one incident per source for its restarts (model/incidents.py summary_of)
+            doc.update(pattern_id=RESTART_PATTERN, restart=True)
         if normal_by:
             doc["incident_id"] = normal_by
         docs.append(doc)
     return docs
+
+
+RESTART_PATTERN = "restart"
+STARTUP_LINES = 30     # a source's first lines: its start-up, as far as clogs can know it
+RARE_WINDOWS = 2       # a start-up pattern that normal traffic does not produce: in at most this many windows
+                       # (plus one for each restart seen)
+AWAY_WINDOWS = 5       # ... and not for this many windows, when it returns
+RESTART_PATTERNS = 3   # distinct such patterns returning within one window: the source restarted
+
+
+def restarted(memory, pattern, position, policy):
+    """Whether this line shows that the source restarted: with it, ``RESTART_PATTERNS`` distinct
+    patterns of the source's start-up (its first ``STARTUP_LINES`` lines) that its normal traffic
+    does not produce (in at most ``RARE_WINDOWS`` windows more than the restarts seen so far, and not
+    for ``AWAY_WINDOWS``) returned
+    within one window.  Each such line is familiar, so none is flagged on its own; together they say
+    that the program started again -- after a crash, a kill or a deploy.  Once per window at most;
+    ``memory`` keeps the start-up's patterns and the recent returns."""
+    if position < STARTUP_LINES:
+        if pattern not in memory.startup:
+            memory.startup.append(pattern)
+        return False
+    entry = memory.patterns.get(pattern)
+    if pattern not in memory.startup or not entry or entry[0] > RARE_WINDOWS + memory.restarts or \
+            position - entry[1] < AWAY_WINDOWS * policy.window:
+        return False
+    recent = [r for r in memory.recurring if position - r[0] < policy.window and r[1] != pattern]
+    memory.recurring = (recent + [[position, pattern]])[-2 * RESTART_PATTERNS:]
+    if len(memory.recurring) >= RESTART_PATTERNS and (memory.restart_at < 0 or
+                                                      position - memory.restart_at >= policy.window):
+        memory.restart_at = position
+        memory.restarts += 1
+        return True
+    return False
 
 
 RESULT_DROP = ("base", "novel", "pattern", "n_tokens", "event_time")

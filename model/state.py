@@ -64,11 +64,16 @@ class Stats:
 class SourceMemory:
     """What one source has produced: its patterns and its out-of-vocabulary tokens, each
     ``[count, last seen]`` (last seen: the source's line count then); ``last_offset`` as in
-    ``Stats``; ``candidates``: lines offered to the slow path's reservoir so far."""
+    ``Stats``; ``candidates``: lines offered to the slow path's reservoir so far; ``startup``, ``recurring``,
+    ``restart_at`` and ``restarts``: what ``model.online.restarted`` keeps."""
     patterns: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
     last_offset: int = -1
     candidates: int = 0
+    startup: list = field(default_factory=list)     # the patterns of its first lines (model/online.py)
+    recurring: list = field(default_factory=list)   # [position, pattern] of recent returns of start-up patterns
+    restart_at: int = -1                           # position of the last restart seen (model/online.py)
+    restarts: int = 0                              # restarts seen
 
 
 @dataclass

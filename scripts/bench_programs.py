@@ -9,11 +9,14 @@ appears):
   under pgbench, logging connections, checkpoints and autovacuum reports (multi-line);
 * a small Python service (scripts/programs/shop_service.py) logging text, and a second one logging
   JSON lines with their tracebacks inside;
-* a small Java service (scripts/programs/ShopService.java) logging through java.util.logging.
+* a small Java service (scripts/programs/ShopService.java) logging through java.util.logging;
+* Apache Kafka (the project's own broker build, a broker of its own) at INFO, as it ships, with a
+  producer and a consumer group keeping it busy.
 
 Faults, each in a recorded time window: PostgreSQL -- wrong passwords, broken statements, a deadlock,
 connection exhaustion, a backend killed with SIGKILL, the server killed with SIGKILL and restarted;
-the services -- an unreachable dependency, a full disk (/dev/full), a bad input at a new call site.
+the services -- an unreachable dependency, a full disk (/dev/full), a bad input at a new call site;
+Kafka -- the broker restarted mid-load, and killed with SIGKILL mid-load and started again.
 
 Judging: each program is one source seen from its first line (cold start: the shipped model has
 never seen any of them).  clogs assembles events, scores and decides them as the worker does
@@ -47,6 +50,7 @@ JUL_FORMAT = "%1$tFT%1$tT.%1$tL %4$s %3$s - %5$s%6$s%n"
 PG_FAULTS = ["wrong_password", "broken_statement", "deadlock", "too_many_connections", "backend_killed",
              "server_restart"]
 SERVICE_FAULTS = ["dependency_down", "disk_full", "bad_input"]
+KAFKA_FAULTS = ["broker_restart", "broker_killed"]
 
 
 class Follower(threading.Thread):
@@ -146,6 +150,107 @@ log_lock_waits = on
             self.pg_ctl("stop", "immediate")
         except RuntimeError:
             pass
+
+
+class Kafka:
+    """An Apache Kafka broker of its own (the project's artifacts, .services/lib/kafka), logging at
+    INFO as shipped, on ``port``; a producer and a consumer group keep it busy (``KafkaLoad``)."""
+
+    LOG4J2 = ("status = warn\nappender.console.type = Console\nappender.console.name = STDOUT\n"
+              "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = [%d] %p %m (%c)%n\n"
+              "rootLogger.level = INFO\nrootLogger.appenderRef.stdout.ref = STDOUT\n")
+
+    def __init__(self, folder, port):
+        self.folder, self.port, self.proc = Path(folder), port, None
+        self.log = self.folder / "server.log"
+        self.lib = ROOT / ".services" / "lib" / "kafka"
+
+    def available(self):
+        return self.lib.is_dir() and shutil.which("java") is not None
+
+    def base(self):
+        return ["java", f"-Dlog4j2.configurationFile={self.folder / 'log4j2.properties'}", "-cp", str(self.lib / "*")]
+
+    def start(self, first=True):
+        if first:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            services = services_module()   # the broker configuration of scripts/services, at INFO
+            (self.folder / "server.properties").write_text(services.KAFKA_PROPERTIES.format(
+                port=self.port, controller_port=self.port + 1, data=self.folder / "data"))
+            (self.folder / "log4j2.properties").write_text(self.LOG4J2)
+            subprocess.run(self.base() + ["kafka.tools.StorageTool", "format",
+                                          f"--cluster-id={services.new_cluster_id()}",
+                                          "-c", str(self.folder / "server.properties")], capture_output=True,
+                           check=True)
+        self.proc = subprocess.Popen(["java", "-Xmx256m", "-Xms64m", *self.base()[1:], "kafka.Kafka",
+                                      str(self.folder / "server.properties")],
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 90
+        while time.time() < deadline and "Kafka Server started" not in self.log.read_text(errors="replace"):
+            time.sleep(0.2)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class KafkaLoad(threading.Thread):
+    """Five records a second produced to one topic and consumed by a group, reconnecting through
+    broker restarts (aiokafka, as clogs' own clients)."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.stopped = port, threading.Event()
+
+    def run(self):
+        import asyncio
+
+        asyncio.run(self.load())
+
+    async def load(self):
+        import asyncio
+
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        bootstrap = f"127.0.0.1:{self.port}"
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10000)
+        consumer = AIOKafkaConsumer("orders", bootstrap_servers=bootstrap, group_id="billing",
+                                    auto_offset_reset="earliest")
+        await producer.start()
+        await consumer.start()
+        number = 0
+        while not self.stopped.is_set():
+            try:
+                await asyncio.wait_for(producer.send_and_wait("orders", f"order {number}".encode()), 5)
+                await asyncio.wait_for(consumer.getmany(timeout_ms=100), 5)
+            except Exception:   # the broker is restarting: go on trying
+                await asyncio.sleep(0.5)
+            number += 1
+            await asyncio.sleep(0.2)
+        await asyncio.gather(producer.stop(), consumer.stop(), return_exceptions=True)
+
+
+def services_module():
+    """scripts/services as a module (it has no .py suffix)."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("clogs_services", str(ROOT / "scripts" / "services"))
+    spec = importlib.util.spec_from_loader("clogs_services", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def kafka_fault(kafka, name):
+    kafka.stop(signal.SIGTERM if name == "broker_restart" else signal.SIGKILL)
+    time.sleep(2)
+    kafka.start(first=False)
 
 
 def pg_fault(pg, name):
@@ -275,7 +380,7 @@ def judge(alerts, episodes, started, ended, grace, warm=None):
     for name, since in (("", started), ("_after_warmup", warm)):
         if since is None:
             continue
-        normal = [a for a in alerts if a[0] >= since and not any(x <= a[0] <= y for x, y in windows)]
+        normal = [a for a in alerts if since <= a[0] <= ended and not any(x <= a[0] <= y for x, y in windows)]
         hours = max(1e-9, (ended - since - sum(min(y, ended) - max(x, since) for x, y in windows
                                                 if y > since and x < ended)) / 3600)
         out[f"alerts_per_hour_normal{name}"] = round(len(normal) / hours, 1)
@@ -305,7 +410,10 @@ def main():
     parser.add_argument("--port", type=int, default=55432)
     parser.add_argument("--keep", help="keep the logs in this folder")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--rejudge", help="judge the run kept in this folder (--keep) again, running nothing")
     args = parser.parse_args()
+    if args.rejudge:
+        return rejudge(args.rejudge, args.grace, args.json)
 
     from app.settings import Settings
     from model import Scorer
@@ -321,14 +429,20 @@ def main():
     logs = {"postgresql": work / "pg" / "postgresql.log", "python-text": work / "python-text.log",
             "python-json": work / "python-json.log", "java": work / "java.log"}
     wanted = set(filter(None, args.faults.split(",")))
-    plan = [("postgresql", f) for f in PG_FAULTS] + [(p, f) for p in control for f in SERVICE_FAULTS]
+    kafka = Kafka(work / "kafka", args.port + 10)
+    if kafka.available():
+        logs["kafka"] = kafka.log
+    else:
+        print("no .services/lib/kafka (scripts/services up resolves it) or no java: Kafka left out", flush=True)
+    plan = [("postgresql", f) for f in PG_FAULTS] + [(p, f) for p in control for f in SERVICE_FAULTS] + \
+        [("kafka", f) for f in KAFKA_FAULTS if "kafka" in logs]
     plan = [step for step in plan if not wanted or step[1] in wanted]
     random.Random(args.seed).shuffle(plan)
     seconds = args.warmup + len(plan) * (args.gap + args.window) + args.gap
     print(f"{len(plan)} faults over {seconds:.0f} s; logs in {work}", flush=True)
 
     pg = Postgres(work / "pg", args.port)
-    procs, load = [], None
+    procs, load, kafka_load = [], None, None
     follower = Follower(logs)
     episodes = {source: [] for source in logs}
     try:
@@ -336,6 +450,10 @@ def main():
         follower.start()
         load = Pgbench(pg)
         load.start()
+        if "kafka" in logs:
+            kafka.start()
+            kafka_load = KafkaLoad(kafka.port)
+            kafka_load.start()
         for style in ("text", "json"):
             procs.append(subprocess.Popen([sys.executable, PROGRAMS / "shop_service.py", style, control[f"python-{style}"],
                                            str(seconds), "5"], stdout=open(logs[f"python-{style}"], "wb"),
@@ -350,6 +468,8 @@ def main():
             print(f"[{start - started:6.1f} s] {program}: {fault}", flush=True)
             if program == "postgresql":
                 pg_fault(pg, fault)
+            elif program == "kafka":
+                kafka_fault(kafka, fault)
             else:
                 control[program].write_text(f"{fault}:{number}\n")
             time.sleep(max(0.0, args.window - (time.time() - start)))
@@ -367,15 +487,34 @@ def main():
             except subprocess.TimeoutExpired:
                 proc.kill()
         pg.stop()
+        if kafka_load is not None:
+            kafka_load.stopped.set()
+            kafka_load.join(15)
+        kafka.stop()
         follower.stopped.set()
         if follower.is_alive():
             follower.join(5)
+    run = {"started": started, "ended": ended, "warmup": args.warmup, "faults": len(plan), "seed": args.seed,
+           "episodes": episodes, "lines": follower.lines}
+    if args.keep:
+        shutil.copytree(work, args.keep, dirs_exist_ok=True)
+        (Path(args.keep) / "run.json").write_text(json.dumps(run))
+    shutil.rmtree(work, ignore_errors=True)
+    report = judge_run(run, scorer, policy, settings.multiline_timeout, args.grace)
+    print_report(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+
+
+def judge_run(run, scorer, policy, timeout, grace):
+    """The report of a run (its stamped lines and episodes): clogs and Drain3 on the same lines."""
+    started, ended, episodes = run["started"], run["ended"], run["episodes"]
     every_episode = [e for program in episodes.values() for e in program]
-    report = {"seconds": round(ended - started, 1), "warmup_s": args.warmup, "faults": len(plan), "seed": args.seed,
-              "grace_s": args.grace, "programs": {}}
-    for source, lines in follower.lines.items():
+    report = {"seconds": round(ended - started, 1), "warmup_s": run["warmup"], "faults": run["faults"],
+              "seed": run["seed"], "grace_s": grace, "programs": {}}
+    for source, lines in run["lines"].items():
         lines = [(t, line) for t, line in lines if line.strip()]
-        ours, events = clogs_alerts(scorer, policy, lines, source, settings.multiline_timeout)
+        ours, events = clogs_alerts(scorer, policy, lines, source, timeout)
         theirs = drain3_alerts(lines)
         first = min([started] + [t for t, _ in lines[:1]])
         row = report["programs"][source] = {"lines": len(lines), "events": events,
@@ -383,19 +522,28 @@ def main():
         for who, alerts in (("clogs", ours), ("drain3", theirs)):
             # detection against the program's own faults; normal traffic outside every program's
             # windows, since a fault may show in another program's log (a restarted database)
-            row[who] = {k: v for k, v in judge(alerts, episodes[source], first, ended, args.grace).items()
+            row[who] = {k: v for k, v in judge(alerts, episodes[source], first, ended, grace).items()
                         if k in ("detected", "episodes", "time_to_detect_s")}
-            row[who].update({k: v for k, v in judge(alerts, every_episode, first, ended, args.grace,
-                                                    started + args.warmup).items()
+            row[who].update({k: v for k, v in judge(alerts, every_episode, first, ended, grace,
+                                                    started + run["warmup"]).items()
                              if k.startswith(("alerts_per", "incidents_per", "normal_examples"))})
             row[who]["alerts"] = len(alerts)
+    return report
+
+
+def rejudge(folder, grace, out):
+    """Judge a kept run again (``--rejudge``): the same stamped lines, the code as it is now."""
+    from app.settings import Settings
+    from model import Scorer
+    from model.online import Policy
+
+    settings = Settings.from_env()
+    run = json.loads((Path(folder) / "run.json").read_text())
+    report = judge_run(run, Scorer.from_checkpoint(settings.checkpoint_dir), Policy.of(settings, learning=True),
+                       settings.multiline_timeout, grace)
     print_report(report)
-    if args.keep:
-        shutil.copytree(work, args.keep, dirs_exist_ok=True)
-        (Path(args.keep) / "episodes.json").write_text(json.dumps(episodes, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
+    if out:
+        Path(out).write_text(json.dumps(report, indent=1) + "\n")
 
 
 def print_report(report):

@@ -118,3 +118,27 @@ def test_a_retrained_model_rehearses_its_parent_and_travels_as_bytes(tmp_path):
     assert again.model_version == child.model_version and again.replay == child.replay
     lines = service_lines("inventory", 20, seed=8)
     assert [r.score for r in again.score_batch(lines)] == pytest.approx([r.score for r in child.score_batch(lines)])
+
+
+STARTUP = ["2026-11-28T10:00:00.000 INFO payments: starting payments service version 4.2.1",
+           "2026-11-28T10:00:00.100 INFO payments: loaded configuration from /etc/payments/config.yaml",
+           "2026-11-28T10:00:00.200 INFO payments: connected to the ledger database in 12 ms",
+           "2026-11-28T10:00:00.300 INFO payments: listening on port 8443"]
+
+
+def test_a_restart_is_seen_when_the_start_up_lines_come_back_together(default_scorer):
+    normal = service_lines("payments", 1200, seed=2)
+    docs, state = stream(default_scorer, STARTUP + normal, LEARNING)
+    assert not any(d.get("restart") for d in docs)
+    assert not any(d["is_anomaly"] for d in docs[-600:])   # the start-up lines are familiar by now
+    again, state = stream(default_scorer, STARTUP + normal[:200], LEARNING, state, start=len(docs))
+    restarts = [d for d in again if d.get("restart")]
+    assert [d["line"] for d in restarts] == [STARTUP[2]]   # the third start-up line to come back names it
+    assert restarts[0]["is_anomaly"] and restarts[0]["pattern_id"] == "restart"
+    later = normal[200:800] + STARTUP[:1] + normal[800:850]
+    one, state = stream(default_scorer, later, LEARNING, state, start=len(docs) + len(again))
+    assert not any(d.get("restart") for d in one)   # one rare line coming back is not a restart
+    second, _ = stream(default_scorer, STARTUP + normal[850:900], LEARNING, state,
+                       start=len(docs) + len(again) + len(one))
+    # the next restart too (its first line came back alone 50 lines ago: the other three name it)
+    assert [d["line"] for d in second if d.get("restart")] == [STARTUP[3]]

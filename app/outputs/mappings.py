@@ -23,6 +23,7 @@ MAPPING = {
         "error": {"properties": {"message": {"type": "text"}, "type": {"type": "keyword"},
                                  "stack_trace": {"type": "text", "index": False}}},
         "call_site": {"type": "keyword"},   # a stack trace's top application frame (model/traces.py)
+        "restart": {"type": "boolean"},     # the line with which the source's start-up lines came back
         # the other fields of a structured line (at most 32, model/structured.py): one field in the
         # mapping whatever the keys, so a noisy logger cannot explode it
         "fields": {"type": "flattened"},
