@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 from agents import deadletter
-from app.faust_app import app, leave_unacked, log_topic, models, scored_topic, settings
+from app.faust_app import app, handling, leave_unacked, log_topic, models, scored_topic, settings
 from app.inputs.records import parse_log_value, record_options
 from model.eventtime import checked_zone, event_time, iso, parse_iso, stated_time
 from model.events import prepare_event
@@ -29,6 +29,7 @@ from model.multiline import assembler_of
 from model.online import scored_line
 from model.structured import unwrap
 from tables.records import ScoredBatch
+from tables.stats import assembled_table
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,20 @@ class Pending:
     def __init__(self):
         self.assembler = assembler_of(settings)   # a bad CLOGS_MULTILINE_RULES stops the agent, named
         self.lock = asyncio.Lock()
+        self.last_take = time.monotonic()          # when the agent last finished a take
+        self.past = set()                          # (source, partition) read past what was sent before
+
+    def sent_already(self, source, partition, offset):
+        """Whether a record belongs to an event sent on before this agent started (a restart's replay
+        starts at the oldest pending event's first record, which may lie inside another source's
+        event that was sent already): its tail must not become an event of its own."""
+        key = (source, partition)
+        if key in self.past:
+            return False
+        if offset <= assembled_table[source].get(str(partition), -1):
+            return True
+        self.past.add(key)
+        return False
 
     def release(self):
         """The worker stops: its pending events stay unacked (uncommitted), and Faust is told not to
@@ -90,7 +105,7 @@ async def score_lines(stream):
     try:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
             async with pending.lock:
-                await take_records(stream, pending.assembler, events)
+                await take_records(stream, pending, events)
     except Exception:   # the agent fails: what it holds goes on as it is, then everything is acked
         async with pending.lock:
             await finish(stream, pending.assembler.flush())
@@ -111,9 +126,15 @@ async def complete_quiet_events(stream, pending):
                 if app.should_stop:   # the worker stops (Faust now waits for acks): hand them on
                     pending.release()
                     continue
-                if not assembler.pending:
+                if not (assembler.pending or assembler.partials):
                     continue
-                done = assembler.flush() if app.rebalancing else assembler.quiet(time.monotonic())
+                if app.rebalancing:
+                    done = assembler.flush()
+                elif time.monotonic() - pending.last_take > settings.batch_timeout + QUIET_CHECK:
+                    # quiet by the source's last line, and no take waiting (whose lines may continue it)
+                    done = assembler.quiet(time.monotonic())
+                else:
+                    continue
                 if done:
                     await finish(stream, done)
         except asyncio.CancelledError:
@@ -122,27 +143,36 @@ async def complete_quiet_events(stream, pending):
             log.exception("completing quiet events failed: %r", exc)
 
 
-async def take_records(stream, assembler, events):
+async def take_records(stream, pending, events):
     """Read a take of log-topic records into the assembler; score and send what they completed."""
     options = record_options(settings)
     clock = time.monotonic()
-    done = []
-    for event in events:
-        try:   # one odd record must never take its batch down with it
-            record, reason, detail = parse_log_value(event.value, event.message.headers, event.message.key,
-                                                     **options)
-            if record is not None:
-                inner, partial, stream_name = unwrap(record["line"])
-                record["line_no"] = line_number(record["line_no"])
-                done += assembler.feed(record["source"], inner, (event, record, stream_name),
-                                       at=ingest_seconds(record.get("ingested_at")), clock=clock, partial=partial,
-                                       key=(record["source"], event.message.partition))
-        except (ValueError, TypeError, OverflowError) as exc:
-            record, reason, detail = None, "not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500]
-        if record is None:
-            await deadletter.send(reason, detail, message=event.message, value=event.value)
-            await stream.ack(event)
-    await finish(stream, done)
+    assembler, done = pending.assembler, []
+    try:
+        for event in events:
+            try:   # one odd record must never take its batch down with it
+                record, reason, detail = parse_log_value(event.value, event.message.headers, event.message.key,
+                                                         **options)
+                if record is not None:
+                    inner, partial, stream_name = unwrap(record["line"])
+                    if not inner.strip() and not partial:   # a wrapper around an empty line: nothing to score
+                        await stream.ack(event)
+                        continue
+                    record["line_no"] = line_number(record["line_no"])
+                    if pending.sent_already(record["source"], event.message.partition, event.message.offset):
+                        await stream.ack(event)   # a record of an event sent before a restart
+                        continue
+                    done += assembler.feed(record["source"], inner, (event, record, stream_name),
+                                           at=ingest_seconds(record.get("ingested_at")), clock=clock,
+                                           partial=partial, key=(record["source"], event.message.partition))
+            except (ValueError, TypeError, OverflowError) as exc:
+                record, reason, detail = None, "not_object", f"unusable field: {type(exc).__name__}: {exc}"[:500]
+            if record is None:
+                await deadletter.send(reason, detail, message=event.message, value=event.value)
+                await stream.ack(event)
+    finally:   # what the take completed goes on (and is acked) even when a later record failed
+        pending.last_take = time.monotonic()
+        await finish(stream, done)
 
 
 async def finish(stream, done):
@@ -170,10 +200,27 @@ async def finish(stream, done):
             for source, lines in by_source.items():
                 for chunk in chunks(lines):
                     await scored_topic.send(key=source, value=ScoredBatch(source=source, lines=chunk))
+        note_sent(done)
     finally:
         for assembled in done:
             for event, _, _ in assembled.metas:
                 await stream.ack(event)
+
+
+def note_sent(done):
+    """Record, per source and partition, the last record of the events just sent (``assembled``)."""
+    last = {}
+    for assembled in done:
+        for event, record, _ in assembled.metas:
+            key = (record["source"], event.message.partition)
+            if event.message.offset > last.get(key, (-1, None))[0]:
+                last[key] = (event.message.offset, event)
+    for (source, partition), (offset, event) in last.items():
+        with handling(event):   # the table's changelog partition is the record's
+            sent = dict(assembled_table[source])
+            if offset > sent.get(str(partition), -1):
+                sent[str(partition)] = offset
+                assembled_table[source] = sent
 
 
 def event_record(assembled, scored_at):
@@ -184,6 +231,9 @@ def event_record(assembled, scored_at):
     originals = [r["line"] for _, r, _ in assembled.metas]
     original = "\n".join(originals)
     text, record["line"], extras = prepare_event(assembled.lines, original, stream_name)
+    for key, limit in (("original", settings.max_line_bytes), ("stack_trace", settings.max_line_bytes)):
+        if len(str(extras.get(key) or "")) > limit:   # the message is cut below; these with it
+            extras[key] = str(extras[key])[:limit]
     if len(record["line"]) > settings.max_line_bytes:
         record["line"] = record["line"][:settings.max_line_bytes]
         extras["truncated"] = True
@@ -208,10 +258,11 @@ def line_number(value):
 def chunks(lines):
     chunk, size = [], 0
     for line in lines:
-        if chunk and (len(chunk) >= CHUNK_LINES or size + len(line["line"]) > CHUNK_BYTES):
+        length = sum(len(str(line.get(key) or "")) for key in ("line", "original", "stack_trace"))
+        if chunk and (len(chunk) >= CHUNK_LINES or size + length > CHUNK_BYTES):
             yield chunk
             chunk, size = [], 0
         chunk.append(line)
-        size += len(line["line"])
+        size += length
     if chunk:
         yield chunk

@@ -10,15 +10,11 @@ flight while the next batches are decided (docs/streaming.md tells the order of 
 import asyncio
 import logging
 import time
-import weakref
-from contextlib import contextmanager
-
-from faust.streams import _current_event
 
 from agents.incidents import (RATES, alert_messages, content_incidents, iso_at, marked_normal, rate_incidents,
                               send_alerts, send_notices, take_notices)
 from agents.sink import index_batch, indexing_client
-from app.faust_app import app, metrics, models, redactor, reservoir_topic, scored_topic, settings
+from app.faust_app import app, handling, metrics, models, redactor, reservoir_topic, scored_topic, settings
 from app.outputs.documents import incident_document
 from model.eventtime import parse_iso
 from model.online import Policy, judge_batch
@@ -30,17 +26,6 @@ SCORED_BATCHES = 8    # scored batches (each up to 512 lines of one source) deci
 
 
 POLICY = Policy.of(settings)
-
-
-@contextmanager
-def handling(event):
-    """Make ``event`` Faust's current event in this task: a table write goes to the changelog
-    partition of the current event, and ``take_events`` hands its list over without one."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 @app.agent(scored_topic, concurrency=1)

@@ -56,18 +56,21 @@ def cmd_evaluate(args, settings):
     from model.evaluate import evaluate, evaluate_online
     from model.online import Policy
 
+    from model.multiline import assembler_of
+
     try:
+        assembler = assembler_of(settings)   # CLOGS_MULTILINE_*: events as the worker assembles them
         scorer = Scorer.from_checkpoint(settings.checkpoint_dir, device=args.device,
                                         precision=settings.scorer_precision)
         if args.online:
             policy = Policy.of(settings, learning=True)
             result, top = evaluate_online(scorer, args.input, args.out_dir, policy, top=args.top, labels=args.labels,
                                           retrain_every=args.retrain_every, retrain_epochs=settings.retrain_epochs,
-                                          retrain_min_samples=settings.retrain_min_samples)
+                                          retrain_min_samples=settings.retrain_min_samples, assembler=assembler)
         else:
             result, top = evaluate(scorer, args.input, args.out_dir, factor=settings.factor, top=args.top,
-                                   labels=args.labels)
-    except (CheckpointError, FileNotFoundError) as exc:
+                                   labels=args.labels, assembler=assembler)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
         sys.exit(f"clogs evaluate: {exc}")
     if args.online:
         modes = ", ".join(f"{k} {v}" for k, v in result["modes"].items())
@@ -104,7 +107,8 @@ def cmd_score(args, settings):
     except (FileNotFoundError, ValueError) as exc:
         sys.exit(f"clogs score: {exc}")
     given = args.line or (line.rstrip("\n") for line in sys.stdin)
-    events = list(read_events(((n, line, None) for n, line in enumerate(given, 1)), assembler))   # as the worker
+    events = list(read_events(((n, line, None) for n, line in enumerate(given, 1)), assembler,
+                              source=args.source))   # as the worker assembles them
     for event, r in zip(events, scorer.score_batch([e["text"] for e in events]) if events else ()):
         extras = event["extras"]
         r = replace(r, pattern=extras.get("pattern", r.pattern))
@@ -155,8 +159,10 @@ def add_model_commands(sub, settings):
                    "reservoir after every N lines (the slow path, synchronously)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("score", help="score lines given as arguments or on stdin (JSON per line)")
+    p = sub.add_parser("score", help="score lines given as arguments or on stdin, assembled into events as the "
+                                     "worker does (JSON per event)")
     p.add_argument("line", nargs="*")
+    p.add_argument("--source", default="-", help="the source the lines come from (its CLOGS_MULTILINE_RULES apply)")
     p.add_argument("--checkpoint-dir", default=None, help=f"CLOGS_CHECKPOINT_DIR, default {settings.checkpoint_dir}")
     p.set_defaults(func=cmd_score)
 

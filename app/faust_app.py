@@ -7,10 +7,13 @@ Flow: log topic -> agents/scoring.py -> scored topic -> agents/threshold.py (tab
 Elasticsearch) -> anomalies topic; ticks and feedback -> agents/incidents.py -> results topic ->
 agents/sink.py.  docs/architecture.md draws it.
 """
+import weakref
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 import faust
+from faust.streams import _current_event
 
 from app import faust_fixes
 from app.kafka.security import faust_credentials
@@ -146,3 +149,14 @@ async def check_web_exposure():
 def leave_unacked(messages):
     """Stop without acking ``messages`` (app/faust_fixes.py ``leave_unacked``)."""
     faust_fixes.leave_unacked(app, messages)
+
+
+@contextmanager
+def handling(event):
+    """Make ``event`` Faust's current event in this task: a table write goes to the changelog
+    partition of the current event, and ``take_events`` hands its list over without one."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -229,7 +229,7 @@ class Topics(NamedTuple):
 
 
 TABLES = ("source-stats", "source-memory", "incidents", "source-incidents", "source-rate", "source-line-counts",
-          "notifications-sent")
+          "notifications-sent", "assembled")
 
 
 def topics(settings):

@@ -48,7 +48,7 @@ def scored_rows(scorer, events):
 
 
 def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", progress=True, source=None,
-                    retrain_every=0, retrain_epochs=6, retrain_min_samples=1000):
+                    retrain_every=0, retrain_epochs=6, retrain_min_samples=1000, assembler=None):
     """Prequential: each event of the file is decided, then learned, in file order, through
     ``model.online.judge_batch`` -- the worker's own code, the file being one source.
 
@@ -62,7 +62,7 @@ def evaluate_online(scorer, input_path, out_dir, policy, top=20, labels="none", 
         raise FileNotFoundError(f"input not found: {input_path}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    items = list(read_events(read_lines(input_path, labels), source=source or input_path.stem))
+    items = list(read_events(read_lines(input_path, labels), assembler, source=source or input_path.stem))
     stats, memory = new_state()
     reservoir, rows, docs, versions = {}, [], [], []
     step = retrain_every or len(items) or 1
@@ -120,13 +120,13 @@ def write_outputs(out, rows, flags, labels, result, scores, threshold, title):
                    [r["label"] != "-" for r in rows] if labels == "loghub" else None)
 
 
-def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", progress=True):
+def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", progress=True, assembler=None):
     input_path = Path(input_path)
     if not input_path.is_file():
         raise FileNotFoundError(f"input not found: {input_path}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = score_file(scorer, input_path, labels, progress)
+    rows = score_file(scorer, input_path, labels, progress, assembler)
     scores = np.array([r["result"].score for r in rows])
     cal = scorer.calibration or {"mean": float(scores.mean()), "std": float(scores.std())}
     threshold = calibration_threshold(cal, factor)

@@ -47,7 +47,8 @@ GO_START = re.compile(r"^(?:panic: |fatal error: |SIG[A-Z]+: )")
 GO_CONTINUES = re.compile(r"^(?:goroutine \d+ \[[^\]]*\]:|\[signal |created by |exit status \d+|panic: |"
                           r"runtime stack:|PC=0x|[\w./*()\[\]{}-]+\(.*\)$)")
 CARET = re.compile(r"^\s*\^+\s*$")
-NOTE_STARTS = frozenset("TpfS")   # the first letters of the lines that start a Python or Go trace
+NOTE_STARTS = frozenset("TpfS")
+LONG_LINE = 4096           # longer lines are only checked for a leading space or a fixed prefix   # the first letters of the lines that start a Python or Go trace
 
 
 def announces(line):
@@ -123,6 +124,7 @@ class Assembler:
     rules: list = field(default_factory=list)
     timeout: float = DEFAULT_TIMEOUT
     max_lines: int = DEFAULT_MAX_LINES
+    max_line_chars: int = 1_000_000                # a partial line longer than this is taken as it is
     pending: dict = field(default_factory=dict)    # key -> Event
     partials: dict = field(default_factory=dict)   # key -> (text, metas, at, clock, source) of a partial line
 
@@ -143,7 +145,7 @@ class Assembler:
         if held is not None:
             text, metas = held[0] + text, held[1] + metas
             at = at if at is not None else held[2]
-        if partial:
+        if partial and len(text) < self.max_line_chars:   # a line that never ends is taken at the cap
             self.partials[key] = (text, metas, at, clock, source)
             return []
         return self._take(source, key, text, metas, at, clock)
@@ -153,13 +155,13 @@ class Assembler:
         timeout, max_lines = (rule.timeout, rule.max_lines) if rule else (self.timeout, self.max_lines)
         event = self.pending.get(key)
         done = []
-        gap = at is not None and event is not None and event.at is not None and at - event.at >= timeout
+        gap = at is not None and event is not None and event.at is not None and at - event.at > timeout
         cond = bool(rule.pattern.search(text)) != rule.negate if rule else False
         if event is not None and not gap and self.continues(event, text, rule, cond):
             if len(event.lines) >= max_lines:
                 event.truncated = True
                 done.append(event)
-                event = self.pending[key] = Event(source, [text], metas, continued=True)
+                event = self.pending[key] = Event(source, [text], metas, continued=True, kind=event.kind)
             else:
                 event.lines.append(text)
                 event.metas.extend(metas)
@@ -178,15 +180,18 @@ class Assembler:
             return cond if rule.match == "after" else event.last_cond
         if text[:1] in (" ", "\t") or ALWAYS_CONTINUES.match(text):
             return True
-        last = event.lines[-1]
+        if len(text) > LONG_LINE:   # the checks below read whole lines: a huge one starts its own event
+            return False
+        last = event.lines[-1][:LONG_LINE]
         if text.startswith(PY_TRACEBACK):
             return event.kind == "python" or announces(last)
         if event.kind == "python":
             return text.startswith(PY_CHAIN) or (last[:1] in (" ", "\t") and bool(PY_FINAL.match(text)))
         if event.kind == "go":
             return bool(GO_CONTINUES.match(text))
-        if EXCEPTION_LINE.match(text):
-            return bool(CARET.match(last)) or (last[:1] not in (" ", "\t") and announces(last))
+        if EXCEPTION_LINE.match(text):   # right under the one log line that announced it
+            return bool(CARET.match(last)) or (len(event.lines) == 1 and last[:1] not in (" ", "\t")
+                                               and not EXCEPTION_LINE.match(last) and announces(last))
         return False
 
     @staticmethod
@@ -248,4 +253,4 @@ def assembler_of(settings):
     if settings.multiline_rules:
         rules = rules_from(load_rules_file(settings.multiline_rules, "multiline rules"), settings.multiline_timeout,
                            settings.multiline_max_lines)
-    return Assembler(rules, settings.multiline_timeout, settings.multiline_max_lines)
+    return Assembler(rules, settings.multiline_timeout, settings.multiline_max_lines, settings.max_line_bytes)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 TOP_FRAMES = 1          # application frames in a trace's key: the call site
 
-JAVA_FRAME = re.compile(r"^\s+at ([\w$.<>/@-]+)\(([^)]*)\)\s*$")
+JAVA_FRAME = re.compile(r"^\s+at ([\w$.<>/@-]+)\(([^)]*)\)(?: ~?\[[^\]]*\])?\s*$")   # log4j2 adds " ~[app.jar:1.0]"
 DOTNET_FRAME = re.compile(r"^\s+at ([\w$.<>`,\[\]+]+)\((.*?)\)(?: in (.+?):line (\d+))?\s*$")
-NODE_FRAME = re.compile(r"^\s+at (?:(?:async )?(.+?) \()?((?:node:|file://|/|\.|[A-Za-z]:\\|internal/|<anonymous>)"
-                        r"[^()]*?)(?::(\d+):(\d+))?\)?\s*$")
+NODE_FRAME = re.compile(r"^\s+at (?:(?:async )?([^()]+?) \()?((?:node:|file://|/|\.|[A-Za-z]:\\|internal/|<anonymous>)"
+                        r"[^():]*(?::[^():]+)*?)(?::(\d+):(\d+))?\)?$")
 PY_FRAME = re.compile(r'^\s+File "([^"]+)", line (\d+), in (.+?)\s*$')
 GO_FUNC = re.compile(r"^(?:panic\()?([\w./*()\[\]{}-]+?)\(.*\)$")
 GO_FILE = re.compile(r"^\s+(\S+\.go):(\d+)")
@@ -74,10 +74,14 @@ def library_frame(language, frame):
     return bool(LIBRARY.match(func))
 
 
+MAX_FRAME_CHARS = 2000   # a longer line is no frame (and is not run through the frame patterns)
+
+
 def read_trace(lines):
     """The Trace in an event's lines, or None when there is none (fewer than one frame or header)."""
     if len(lines) < 2:
         return None
+    lines = [line if len(line) <= MAX_FRAME_CHARS else line[:MAX_FRAME_CHARS] for line in lines]
     for reader in (_python, _go, _java_like):
         trace = reader(lines)
         if trace is not None:

@@ -10,6 +10,9 @@ recovers after a restart and moves with its partition to another worker):
 * ``notifications-sent``: per incident, the last notification version delivered (it leaves with
   its incident, so a pattern that recurs later starts its notifications afresh);
 * ``source-rate``: a source's usual rate and gaps (``model.state.RateState``, model/rates.py);
+* ``assembled``: per source, the offset of the last log-topic record each partition gave to an
+  event that was sent on (agents/scoring.py: after a restart, the records of events sent already are
+  not assembled again -- not even the tail of one that began before the commit point);
 * ``source-line-counts``: lines per source in tumbling windows of ``CLOGS_RATE_WINDOW`` seconds,
   expiring after ``CLOGS_RATE_HISTORY`` windows (a Faust windowed table).
 """
@@ -43,6 +46,9 @@ book_table = state_table("source-incidents", SourceIncidents, BOOK,
 rate_table = state_table("source-rate", RateState, RATE, "usual line rate and gaps, per log source")
 sent_table = app.Table("notifications-sent", key_type=str, partitions=settings.partitions,
                        help="per incident: the last notification version delivered (agents/notify.py)")
+
+assembled_table = app.Table("assembled", default=dict, key_type=str, partitions=settings.partitions,
+                            help="per source: log partition -> offset of the last record sent on in an event")
 
 line_counts = app.Table(
     "source-line-counts",

@@ -3,6 +3,7 @@ real CPython wrote (tests/data/traces) give one document per log event and one p
 exception call site; the last event is completed by the quiet timeout; a worker killed with
 SIGKILL mid-event, or whose partitions move to another worker mid-event, neither loses nor
 duplicates a line of it."""
+import json
 import shutil
 import signal
 import subprocess
@@ -156,3 +157,49 @@ def test_an_event_pending_when_its_worker_dies_or_its_partition_moves_loses_and_
         event = next(d for d in docs if "SEVERE" in d["message"])
         assert event["message"] == "\n".join(lines[1:]) and event["log"]["multiline"]["lines"] == len(lines) - 1
         assert len(docs) == 2
+
+
+def test_after_a_sigkill_the_tail_of_another_source_s_event_sent_already_is_not_a_new_one(services, names, tmp_path):
+    """Two sources in one partition, their events interleaved: billing's event is sent while shop's is
+    pending, so the commit stays at shop's event's first record -- inside billing's event.  After a
+    SIGKILL the replay starts there; billing's tail must not come back as an event of its own."""
+    from datetime import datetime, timezone
+
+    from tests.streaming_helpers import produce_raw
+
+    def record(source, line_no, line):
+        return source.encode(), json.dumps({"source": source, "file": f"{source}.log", "line_no": line_no,
+                                            "line": line, "host": "test",
+                                            "ingested_at": datetime.now(timezone.utc).isoformat()}).encode()
+
+    first = [record("shop", 1, "2026-12-07T10:00:00.000 INFO shop - order 1 received"),
+             record("billing", 1, "2026-12-07 10:00:00 ERROR billing: charging failed:"),
+             record("shop", 2, "2026-12-07T10:00:01.000 SEVERE shop - pricing failed"),
+             record("shop", 3, "java.lang.IllegalStateException: price service down"),
+             record("billing", 2, "    card declined by issuer"),
+             record("shop", 4, "\tat com.shop.Pricing.price(Pricing.java:10)"),
+             record("billing", 3, "2026-12-07 10:00:02 INFO billing: next order")]
+    rest = [record("shop", 5, "\tat com.shop.Main.main(Main.java:3)"),
+            record("shop", 6, "2026-12-07T10:00:03.000 INFO shop - order 2 received")]
+    run_cli("topic", "--topic", names["topic"], "--app-id", names["app_id"], "--partitions", "1")
+    slow = {"CLOGS_MULTILINE_TIMEOUT": "600"}
+    worker = Worker(names, tmp_path / "a", partitions=1, env=slow).start()
+    second = None
+    try:
+        produce_raw(names["topic"], first)
+        wait_for(lambda: es_count(names["index"]) >= 2, timeout=120, what="shop's first line and billing's event")
+        time.sleep(2)
+        worker.note("SIGKILL with shop's event pending")
+        worker.stop(signal.SIGKILL)
+        second = Worker(names, tmp_path / "b", partitions=1, env=slow).start()
+        produce_raw(names["topic"], rest)
+        wait_for(lambda: es_count(names["index"]) >= 3, timeout=120, what="shop's event indexed")
+        time.sleep(3)
+        docs = sorted(es_docs(names["index"]).values(), key=lambda d: d["kafka_offset"])
+    finally:
+        worker.stop()
+        if second is not None:
+            second.stop()
+    assert [(d["source"], d["kafka_offset"], d.get("log", {}).get("multiline", {}).get("lines", 1)) for d in docs] == \
+        [("shop", 0, 1), ("billing", 1, 2), ("shop", 2, 4)]
+    assert docs[2]["error"]["type"] == "java.lang.IllegalStateException"
