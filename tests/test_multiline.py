@@ -229,3 +229,14 @@ def test_an_event_a_shipper_joined_already_is_read_as_its_lines():
     joined = "2026-12-07 ERROR shop - failed\njava.lang.IllegalStateException: down\n\tat com.shop.Pay.charge(Pay.java:9)"
     (event,) = events_of([joined])
     assert event["extras"]["error_type"] == "java.lang.IllegalStateException" and event["extras"]["event_lines"] == 3
+
+
+def test_a_partial_line_that_never_gets_its_end_is_completed_by_the_quiet_timeout_or_its_size():
+    assembler = Assembler(timeout=1.0, max_line_chars=10)
+    assert assembler.feed("s", "progress: 10%", partial=True, clock=5.0) == []   # already past 10 characters
+    assert "s" in assembler.pending and not assembler.partials
+    assembler = Assembler(timeout=1.0)
+    assert assembler.feed("s", "Downloading", partial=True, clock=5.0) == []
+    assert assembler.quiet(5.5) == []
+    (event,) = assembler.quiet(6.1)   # the container stopped mid-line: the line is taken as it is
+    assert event.lines == ["Downloading"] and not assembler.partials and not assembler.pending
