@@ -149,13 +149,15 @@ def evaluate(scorer, input_path, out_dir, factor=3.0, top=20, labels="none", pro
 
 
 def write_csv(path, rows, flags, labels):
-    columns = ["line_no", "score", "is_anomaly", "unknown", "top_tokens", "line"] + (["label"] if labels != "none" else [])
+    columns = ["line_no", "lines", "score", "is_anomaly", "unknown", "top_tokens", "line"] + \
+        (["label"] if labels != "none" else [])   # per event: its first line number and its lines
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row, flag in zip(rows, flags):
             r = row["result"]
-            values = [row["line_no"], f"{r.score:.6f}", bool(flag), r.unknown, " ".join(r.top_tokens), row["line"]]
+            values = [row["line_no"], row.get("lines", 1), f"{r.score:.6f}", bool(flag), r.unknown, " ".join(r.top_tokens),
+                      row["line"]]
             writer.writerow(values + ([row["label"]] if labels != "none" else []))
 
 

@@ -164,6 +164,8 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
         else:
             score, seen = line["anomaly_score"], None
         is_anomaly = score > decision.threshold
+        if is_anomaly and policy.learning and not replay and line["pattern"] not in memory.patterns:
+            is_anomaly = not calmed(memory, score, decision.threshold, position, policy)
         restart = policy.learning and not replay and restarted(memory, line["pattern"], position, policy)
         is_anomaly = is_anomaly or restart
         pattern = RESTART_PATTERN if restart else line["pattern"]
@@ -188,6 +190,25 @@ def judge_batch(lines, stats, memory, calibration, policy, prior_at_fatal=0.0, s
             doc["incident_id"] = normal_by
         docs.append(doc)
     return docs
+
+
+NOVEL_PER_WINDOW = 5   # brand-new patterns flagged per window of a source before a storm is calmed
+STORM_FACTOR = 1.5     # ... after which a brand-new pattern is flagged only this far over the threshold
+
+
+def calmed(memory, score, threshold, position, policy):
+    """Whether a flagged line of a brand-new pattern is part of a novelty storm and stays unflagged:
+    a program that boots, dumps its configuration or is upgraded writes dozens of lines it never
+    wrote before within seconds (one Thunderbird node's boot: 145 in one second).  The first
+    ``NOVEL_PER_WINDOW`` of a window are flagged (the storm is seen, and opens its incidents); after
+    them, only a line ``STORM_FACTOR`` times over the threshold is, so a failure inside the storm
+    still stands out.  Repeats of a flagged pattern are not concerned (they are no longer new).
+    ``memory.novel_window`` counts the window's new patterns."""
+    window = position // policy.window
+    if memory.novel_window[0] != window:
+        memory.novel_window = [window, 0]
+    memory.novel_window[1] += 1
+    return memory.novel_window[1] > NOVEL_PER_WINDOW and score <= STORM_FACTOR * threshold
 
 
 RESTART_PATTERN = "restart"

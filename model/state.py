@@ -65,7 +65,8 @@ class SourceMemory:
     """What one source has produced: its patterns and its out-of-vocabulary tokens, each
     ``[count, last seen]`` (last seen: the source's line count then); ``last_offset`` as in
     ``Stats``; ``candidates``: lines offered to the slow path's reservoir so far; ``startup``, ``recurring``,
-    ``restart_at`` and ``restarts``: what ``model.online.restarted`` keeps."""
+    ``restart_at`` and ``restarts``: what ``model.online.restarted`` keeps; ``novel_window``: what
+    ``model.online.calmed`` keeps."""
     patterns: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
     last_offset: int = -1
@@ -74,6 +75,7 @@ class SourceMemory:
     recurring: list = field(default_factory=list)   # [position, pattern] of recent returns of start-up patterns
     restart_at: int = -1                           # position of the last restart seen (model/online.py)
     restarts: int = 0                              # restarts seen
+    novel_window: list = field(default_factory=lambda: [-1, 0])   # [window, new patterns flagged in it]
 
 
 @dataclass

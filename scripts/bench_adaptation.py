@@ -15,6 +15,7 @@ B  offline chronological: train on the normal lines of the first 50/60/70 % of B
 Usage: python scripts/bench_adaptation.py [--stream] [--output-classes C --checkpoint-dir DIR] [--out out/bench_adaptation]
 """
 import argparse
+import csv
 import json
 import random
 import re
@@ -147,8 +148,11 @@ def offline_flags(scorer, sources, base, policy, out):
     for name in sources:
         result, _ = evaluate_online(scorer, Path(base) / f"log-{name}" / f"{name}.txt", Path(out) / "online" / name,
                                     policy, progress=False, source=f"log-{name}")
-        with open(Path(out) / "online" / name / "test_anomaly_results.csv") as handle:
-            flags[name] = [row.split(",")[2] == "True" for row in list(handle)[1:]]
+        with open(Path(out) / "online" / name / "test_anomaly_results.csv", newline="") as handle:
+            # one row per event: its flag holds for each of its lines (a planted exception line under a
+            # line that announces an error joins it, as it would in a service's log)
+            flags[name] = [row["is_anomaly"] == "True" for row in csv.DictReader(handle)
+                           for _ in range(int(row["lines"]))]
     return flags, time.monotonic() - seconds
 
 

@@ -22,7 +22,7 @@ def test_evaluate_writes_its_files_with_labels(tmp_path, small_scorer, bgl):
     assert 0.8 < metrics["roc_auc"] <= 1.0
     with open(out / "test_anomaly_results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["line_no", "score", "is_anomaly", "unknown", "top_tokens", "line", "label"]
+    assert list(rows[0]) == ["line_no", "lines", "score", "is_anomaly", "unknown", "top_tokens", "line", "label"]
     assert len(rows) == 600 and rows[0]["line_no"] == "1" and rows[0]["label"] == "-"
     assert not rows[0]["line"].startswith("-")  # the label is stripped
     with open(out / "anomalies_only.csv") as handle:

@@ -142,3 +142,23 @@ def test_a_restart_is_seen_when_the_start_up_lines_come_back_together(default_sc
                        start=len(docs) + len(again) + len(one))
     # the next restart too (its first line came back alone 50 lines ago: the other three name it)
     assert [d["line"] for d in second if d.get("restart")] == [STARTUP[3]]
+
+
+def test_a_storm_of_new_patterns_is_calmed_but_a_line_far_over_the_threshold_still_stands_out():
+    from model.online import NOVEL_PER_WINDOW, STORM_FACTOR, calmed
+
+    memory, policy, threshold = SourceMemory(), LEARNING, 8.0
+    position = 10 * policy.window   # a settled source, ten windows in
+    # a boot: brand-new patterns one after another, each over the threshold but not far over it
+    calm = [calmed(memory, 10.0, threshold, position + i, policy) for i in range(20)]
+    assert calm == [False] * NOVEL_PER_WINDOW + [True] * (20 - NOVEL_PER_WINDOW)
+    assert not calmed(memory, STORM_FACTOR * threshold + 0.1, threshold, position + 20, policy)   # a failure in it
+    assert not calmed(memory, 10.0, threshold, position + policy.window, policy)   # the next window starts afresh
+
+
+def test_on_a_stream_the_calm_leaves_a_new_error_s_burst_flagged(default_scorer):
+    normal = service_lines("payments", 1200, seed=3)
+    docs, state = stream(default_scorer, normal, LEARNING)
+    failure = failure_line("payments", seed=3)
+    burst, _ = stream(default_scorer, [failure] * 20, LEARNING, state, start=len(docs))
+    assert all(d["is_anomaly"] for d in burst)   # repeats of a flagged pattern are no storm of new ones
