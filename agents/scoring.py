@@ -24,7 +24,7 @@ from agents import deadletter
 from app.faust_app import app, handling, leave_unacked, log_topic, models, scored_topic, settings
 from app.inputs.records import parse_log_value, record_options
 from model.eventtime import checked_zone, event_time, iso, parse_iso, stated_time
-from model.events import prepare_event
+from model.events import prepare_assembled
 from model.multiline import assembler_of
 from model.online import scored_line
 from model.structured import unwrap
@@ -61,9 +61,9 @@ def ingest_stamp(text):
     return stamp, (iso(stamp) if stamp else None)
 
 
-@lru_cache(maxsize=4096)
 def ingest_seconds(text):
-    stamp = parse_iso(text) if isinstance(text, str) else None
+    """A record's ingest time in Unix seconds, or None (``ingest_stamp``'s parse, remembered there)."""
+    stamp = ingest_stamp(text if isinstance(text, str) else None)[0]
     return stamp.timestamp() if stamp else None
 
 
@@ -228,19 +228,14 @@ def event_record(assembled, scored_at):
     with the text to score, the message (the whole event) and its document's extra fields."""
     first_event, record, stream_name = assembled.first
     record = dict(record)
-    originals = [r["line"] for _, r, _ in assembled.metas]
-    original = "\n".join(originals)
-    text, record["line"], extras = prepare_event(assembled.lines, original, stream_name)
+    text, record["line"], extras = prepare_assembled(assembled, [r["line"] for _, r, _ in assembled.metas],
+                                                     stream_name)
     for key, limit in (("original", settings.max_line_bytes), ("stack_trace", settings.max_line_bytes)):
         if len(str(extras.get(key) or "")) > limit:   # the message is cut below; these with it
             extras[key] = str(extras[key])[:limit]
     if len(record["line"]) > settings.max_line_bytes:
         record["line"] = record["line"][:settings.max_line_bytes]
         extras["truncated"] = True
-    if assembled.truncated:
-        extras["truncated"] = True
-    if assembled.continued:
-        extras["continued"] = True
     record.update(extras)
     record["text"] = text
     record["ingested_at"], record["event_time"] = times(record, scored_at)

@@ -156,8 +156,8 @@ def write_csv(path, rows, flags, labels):
         writer.writerow(columns)
         for row, flag in zip(rows, flags):
             r = row["result"]
-            values = [row["line_no"], row.get("lines", 1), f"{r.score:.6f}", bool(flag), r.unknown, " ".join(r.top_tokens),
-                      row["line"]]
+            values = [row["line_no"], row.get("lines", 1), f"{r.score:.6f}", bool(flag), r.unknown,
+                      " ".join(r.top_tokens), row["line"]]
             writer.writerow(values + ([row["label"]] if labels != "none" else []))
 
 

@@ -52,6 +52,17 @@ def prepare_event(lines, original=None, stream=None):
     return text, message, extras
 
 
+def prepare_assembled(event, originals, stream=None):
+    """``prepare_event`` of an assembled event (model/multiline.py ``Event``), with its document's
+    ``truncated`` / ``continued`` marks; ``originals``: its physical lines as written, in order."""
+    text, message, extras = prepare_event(event.lines, "\n".join(originals), stream)
+    if event.truncated:
+        extras["truncated"] = True
+    if event.continued:
+        extras["continued"] = True
+    return text, message, extras
+
+
 def trace_summary(trace, skip_first=False):
     """The exception lines of a trace as the model reads them: ``Type: message``, then the other
     types (causes), outermost first; ``skip_first``: the first is already in the text."""
@@ -73,14 +84,9 @@ def read_events(items, assembler=None, source="-"):
             yield (line_no, raw, label, stream), inner, partial
 
     def finished(event):
-        originals = "\n".join(meta[1] for meta in event.metas)
-        text, message, extras = prepare_event(event.lines, originals, event.first[3])
+        text, message, extras = prepare_assembled(event, [meta[1] for meta in event.metas], event.first[3])
         labels = [meta[2] for meta in event.metas]
         label = next((lab for lab in labels if lab not in (None, "-")), labels[0])
-        if event.truncated:
-            extras["truncated"] = True
-        if event.continued:
-            extras["continued"] = True
         return {"line_no": event.first[0], "lines": len(event.metas), "line": message, "text": text,
                 "extras": extras, "label": label}
 

@@ -29,15 +29,15 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from .traces import PY_FINAL, PY_TRACEBACK
+
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_LINES = 500
 
 ALWAYS_CONTINUES = re.compile(
     r"^(?:Caused by: |Suppressed: |\.\.\. \d+ (?:more|common frames omitted)|--- End of |Node\.js v\d)")
-PY_TRACEBACK = "Traceback (most recent call last):"
 PY_CHAIN = ("During handling of the above exception, another exception occurred:",
             "The above exception was the direct cause of the following exception:")
-PY_FINAL = re.compile(r"^[A-Za-z_][\w.]*(?::.*)?$")
 EXCEPTION_LINE = re.compile(
     r"^(?:Exception in thread \"[^\"]*\" |Unhandled [Ee]xception[.:] ?)?(?:[A-Za-z_$][\w$]*\.)*[\w$]*"
     r"(?:Exception|Error|Throwable|Fault)(?: \[\w+\])?(?::.*)?$")
@@ -47,8 +47,8 @@ GO_START = re.compile(r"^(?:panic: |fatal error: |SIG[A-Z]+: )")
 GO_CONTINUES = re.compile(r"^(?:goroutine \d+ \[[^\]]*\]:|\[signal |created by |exit status \d+|panic: |"
                           r"runtime stack:|PC=0x|[\w./*()\[\]{}-]+\(.*\)$)")
 CARET = re.compile(r"^\s*\^+\s*$")
-NOTE_STARTS = frozenset("TpfS")
-LONG_LINE = 4096           # longer lines are only checked for a leading space or a fixed prefix   # the first letters of the lines that start a Python or Go trace
+NOTE_STARTS = frozenset("TpfS")   # the first letters of the lines that start a Python or Go trace
+LONG_LINE = 4096                 # longer lines are only checked for a leading space or a fixed prefix
 
 
 def announces(line):
@@ -113,10 +113,6 @@ class Event:
     @property
     def first(self):
         return self.metas[0]
-
-    @property
-    def text(self):
-        return "\n".join(self.lines)
 
 
 @dataclass
@@ -222,14 +218,14 @@ class Assembler:
         rule = self.rule_for(source)
         return rule.timeout if rule else self.timeout
 
-    def flush(self, keys=None):
-        """Every pending event (of ``keys``, when given) as it is: the end of the input."""
+    def flush(self):
+        """Every pending event as it is: the end of the input (or of this reader)."""
         done = []
-        for key in list(self.partials) if keys is None else [k for k in keys if k in self.partials]:
-            text, metas, at, clock, source = self.partials.pop(key)
+        for key, (text, metas, at, clock, source) in list(self.partials.items()):
+            del self.partials[key]
             done += self._take(source, key, text, metas, at, clock)
-        for key in list(self.pending) if keys is None else [k for k in keys if k in self.pending]:
-            done.append(self.pending.pop(key))
+        done += self.pending.values()
+        self.pending.clear()
         return done
 
 

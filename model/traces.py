@@ -25,7 +25,8 @@ EXCEPTION = re.compile(r"^(?:Exception in thread \"[^\"]*\" |Caused by: |Suppres
                        r"|\s*---> |\s*\| )?((?:[A-Za-z_$][\w$]*\.)*[\w$]*(?:Exception|Error|Throwable|Fault|Exit"
                        r"|Interrupt|Warning|Iteration|Violation|Detected|Timeout)|(?:[a-z_][\w$]*\.)+[A-Z][\w$]*)"
                        r"(?: \[\w+\])?(?::\s*(.*))?$")
-PY_FINAL = re.compile(r"^([A-Za-z_][\w.]*)(?::\s*(.*))?$")
+PY_TRACEBACK = "Traceback (most recent call last):"
+PY_FINAL = re.compile(r"^([A-Za-z_][\w.]*)(?::\s*(.*))?$")   # a traceback's last line: Type: message
 GO_PANIC = re.compile(r"^(panic|fatal error): (.*?)(?: \[recovered\])?$")
 LIBRARY = re.compile(
     r"^(?:java\.|javax\.|jdk\.|sun\.|com\.sun\.|kotlin\.|kotlinx\.|scala\.|org\.junit\.|org\.springframework\."
@@ -90,7 +91,7 @@ def read_trace(lines):
 
 
 def _python(lines):
-    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")), None)
+    start = next((i for i, line in enumerate(lines) if line.startswith(PY_TRACEBACK)), None)
     if start is None:
         return None
     frames, types, message = [], [], ""

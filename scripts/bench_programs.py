@@ -367,26 +367,26 @@ def drain3_alerts(lines):
     return alerts
 
 
-def judge(alerts, episodes, started, ended, grace, warm=None):
-    """Per program: episodes detected and time to detect; alerts and distinct patterns per hour of
-    normal traffic (the run ``started``..``ended`` outside the episodes' windows and their grace;
-    from ``warm`` on, when given: after the warm-up)."""
-    windows = merged([(e["start"], e["end"] + grace) for e in episodes])
+def detections(alerts, episodes, grace):
+    """A program's episodes detected, and the time to detect each (None: missed): an alert inside
+    the episode's window or up to ``grace`` s after it."""
     detected = []
     for episode in episodes:
         hits = [t for t, _, _ in alerts if episode["start"] <= t <= episode["end"] + grace]
         detected.append(round(min(hits) - episode["start"], 1) if hits else None)
-    out = {"detected": sum(d is not None for d in detected), "episodes": len(episodes), "time_to_detect_s": detected}
-    for name, since in (("", started), ("_after_warmup", warm)):
-        if since is None:
-            continue
-        normal = [a for a in alerts if since <= a[0] <= ended and not any(x <= a[0] <= y for x, y in windows)]
-        hours = max(1e-9, (ended - since - sum(min(y, ended) - max(x, since) for x, y in windows
-                                                if y > since and x < ended)) / 3600)
-        out[f"alerts_per_hour_normal{name}"] = round(len(normal) / hours, 1)
-        out[f"incidents_per_hour_normal{name}"] = round(len({p for _, p, _ in normal}) / hours, 1)
-        out[f"normal_examples{name}"] = [text for _, _, text in normal[:5]]
-    return out
+    return {"detected": sum(d is not None for d in detected), "episodes": len(episodes), "time_to_detect_s": detected}
+
+
+def normal_rates(alerts, episodes, since, ended, grace, name=""):
+    """Alerts and distinct patterns per hour of normal traffic (``since``..``ended`` outside the
+    episodes' windows and their grace), and the first alerts there; keys end with ``name``."""
+    windows = merged([(e["start"], e["end"] + grace) for e in episodes])
+    normal = [a for a in alerts if since <= a[0] <= ended and not any(x <= a[0] <= y for x, y in windows)]
+    hours = max(1e-9, (ended - since - sum(min(y, ended) - max(x, since) for x, y in windows
+                                            if y > since and x < ended)) / 3600)
+    return {f"alerts_per_hour_normal{name}": round(len(normal) / hours, 1),
+            f"incidents_per_hour_normal{name}": round(len({p for _, p, _ in normal}) / hours, 1),
+            f"normal_examples{name}": [text for _, _, text in normal[:5]]}
 
 
 def merged(windows):
@@ -522,12 +522,11 @@ def judge_run(run, scorer, policy, timeout, grace):
         for who, alerts in (("clogs", ours), ("drain3", theirs)):
             # detection against the program's own faults; normal traffic outside every program's
             # windows, since a fault may show in another program's log (a restarted database)
-            row[who] = {k: v for k, v in judge(alerts, episodes[source], first, ended, grace).items()
-                        if k in ("detected", "episodes", "time_to_detect_s")}
-            row[who].update({k: v for k, v in judge(alerts, every_episode, first, ended, grace,
-                                                    started + run["warmup"]).items()
-                             if k.startswith(("alerts_per", "incidents_per", "normal_examples"))})
-            row[who]["alerts"] = len(alerts)
+            row[who] = {**detections(alerts, episodes[source], grace),
+                        **normal_rates(alerts, every_episode, first, ended, grace),
+                        **normal_rates(alerts, every_episode, started + run["warmup"], ended, grace,
+                                       "_after_warmup"),
+                        "alerts": len(alerts)}
     return report
 
 

@@ -118,6 +118,16 @@ class Worker:
             log.write(f"[{stamp}] [test] {text}\n")
 
 
+def stop_process(proc, timeout=20):
+    """Stop a program a test started (Prometheus, Alertmanager, rsyslogd): SIGTERM, then SIGKILL after
+    ``timeout`` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def write_logs(base, sources):
     """sources: {name: [lines]} -> base/log-<name>/<name>.txt; returns the total line count."""
     total = 0

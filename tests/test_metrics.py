@@ -2,7 +2,6 @@
 (Debian's `prometheus`) scraping a real worker and answering a query for its series."""
 import json
 import shutil
-import signal
 import subprocess
 import urllib.parse
 import urllib.request
@@ -10,7 +9,8 @@ import urllib.request
 import pytest
 
 from app.outputs.metrics import OTHER, Metrics, SourceLabels
-from tests.streaming_helpers import Worker, free_port, get_json, produce_raw, run_cli, wait_for, write_logs
+from tests.streaming_helpers import (Worker, free_port, get_json, produce_raw, run_cli, stop_process, wait_for,
+                                     write_logs)
 
 TOKEN = "metrics-token-for-tests"
 
@@ -97,9 +97,5 @@ scrape_configs:
         targets = get_json(f"{url}/api/v1/targets")["data"]["activeTargets"]
         assert [t["health"] for t in targets] == ["up"], targets
     finally:
-        prometheus.send_signal(signal.SIGTERM)
-        try:
-            prometheus.wait(20)
-        except subprocess.TimeoutExpired:
-            prometheus.kill()
+        stop_process(prometheus)
         worker.stop()

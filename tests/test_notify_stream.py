@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from app.inputs.traffic import failure_line, service_lines
-from tests.streaming_helpers import Worker, free_port, get_json, run_cli, wait_for, write_logs
+from tests.streaming_helpers import Worker, free_port, get_json, run_cli, stop_process, wait_for, write_logs
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 SECRET = "webhook-secret-for-tests"
@@ -97,11 +97,7 @@ receivers:
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: get_json(f"{url}/api/v2/status"), timeout=30, what="Alertmanager")
     yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 def traffic(errors_from=300, errors=50, normal=1200, seed=21):

@@ -3,14 +3,13 @@ file a real JVM wrote and puts one record per line on the log topic; the worker 
 events (one document per exception, its frames included) and indexes them.  The configuration is the
 one docs/shippers.md shows."""
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.streaming_helpers import ROOT, Worker, es_count, es_docs, run_cli, wait_for
+from tests.streaming_helpers import ROOT, Worker, es_count, es_docs, run_cli, stop_process, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -63,11 +62,7 @@ def test_rsyslog_with_its_kafka_output_ships_a_java_service_s_log_and_clogs_asse
         time.sleep(3)
         docs = sorted(es_docs(names["index"]).values(), key=lambda d: d["kafka_offset"])
     finally:
-        shipper.send_signal(signal.SIGTERM)
-        try:
-            shipper.wait(20)
-        except subprocess.TimeoutExpired:
-            shipper.kill()
+        stop_process(shipper)
         worker.stop()
     # 10 received, 8 priced, 2 NullPointerExceptions, a wrapped exception, another NPE, 1 line, an
     # uncaught exception, 1 line: 25 events from 74 lines
